@@ -1,0 +1,285 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sidehook/sidehook/config"
+	"github.com/sidehook/sidehook/delivery"
+)
+
+// MaxKeyLength bounds an idempotency key.
+const MaxKeyLength = 256
+
+// routes serves the same API on the socket and the loopback port.
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/events", d.postEvents)
+	mux.HandleFunc("GET /v1/events", d.getEvents)
+	mux.HandleFunc("GET /v1/webhooks", d.getWebhooks)
+	mux.HandleFunc("GET /v1/webhooks/{id}/deliveries", d.getDeliveries)
+	mux.HandleFunc("POST /v1/webhooks/{id}/ping", d.postPing)
+	mux.HandleFunc("GET /v1/deliveries", d.getDeliveries)
+	mux.HandleFunc("GET /v1/deliveries/{id}", d.getDelivery)
+	mux.HandleFunc("POST /v1/deliveries/{id}/retry", d.postRetry)
+	mux.HandleFunc("POST /v1/reload", d.postReload)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	mux.HandleFunc("GET /readyz", d.getReady)
+	return mux
+}
+
+// eventIn is one posted event. Data stays raw: receivers get it byte for
+// byte as posted.
+type eventIn struct {
+	Event *string         `json:"event"`
+	ID    string          `json:"id"`
+	Data  json.RawMessage `json:"data"`
+}
+
+func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", d.maxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	cfg := d.cfg.Load()
+	events, isArray, err := decodeEvents(body, cfg.Catalog)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	accepted, err := d.engine.Ingest(r.Context(), events)
+	if err != nil {
+		d.log.Error("ingest", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "events not stored: "+err.Error()+" (nothing was written; retry later)")
+		return
+	}
+	if isArray {
+		writeJSON(w, http.StatusAccepted, accepted)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, accepted[0])
+}
+
+// decodeEvents reads one event object or an array of them, checking each
+// against the catalog; any problem rejects the whole request.
+func decodeEvents(body []byte, cat *config.Catalog) ([]delivery.Incoming, bool, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, false, errors.New(`empty body: post {"event": "...", "data": {...}}`)
+	}
+	if trimmed[0] != '[' {
+		ev, err := decodeEvent(body, cat)
+		if err != nil {
+			return nil, false, err
+		}
+		return []delivery.Incoming{ev}, false, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, true, fmt.Errorf("malformed JSON: %v", err)
+	}
+	if len(raws) == 0 {
+		return nil, true, errors.New("empty array: post at least one event")
+	}
+	events := make([]delivery.Incoming, len(raws))
+	for i, raw := range raws {
+		ev, err := decodeEvent(raw, cat)
+		if err != nil {
+			return nil, true, fmt.Errorf("event [%d]: %v (nothing was accepted)", i, err)
+		}
+		events[i] = ev
+	}
+	return events, true, nil
+}
+
+func decodeEvent(raw []byte, cat *config.Catalog) (delivery.Incoming, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var in eventIn
+	if err := dec.Decode(&in); err != nil {
+		return delivery.Incoming{}, fmt.Errorf("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return delivery.Incoming{}, errors.New("malformed JSON: more than one value in the body")
+	}
+	if in.Event == nil || *in.Event == "" {
+		return delivery.Incoming{}, errors.New(`missing "event": name the event type, e.g. "Lead Creation" (see: sidehook events)`)
+	}
+	if in.Data == nil {
+		return delivery.Incoming{}, errors.New(`missing "data": the event's payload, any JSON value`)
+	}
+	if len(in.ID) > MaxKeyLength {
+		return delivery.Incoming{}, fmt.Errorf(`"id" is %d bytes; idempotency keys are at most %d`, len(in.ID), MaxKeyLength)
+	}
+	et, ok := cat.Lookup(*in.Event)
+	if !ok {
+		return delivery.Incoming{}, errors.New(cat.UnknownEventError(*in.Event))
+	}
+	return delivery.Incoming{Type: et, Key: in.ID, Data: in.Data}, nil
+}
+
+func (d *Daemon) getEvents(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"events": d.cfg.Load().Catalog.Types()})
+}
+
+// webhookOut is a webhook as the API shows it: never its secrets.
+type webhookOut struct {
+	ID          string          `json:"id"`
+	Description string          `json:"description"`
+	Type        string          `json:"type"`
+	Events      []string        `json:"events"`
+	URL         string          `json:"url"`
+	ContentType string          `json:"content_type"`
+	Enabled     bool            `json:"enabled"`
+	Counts      delivery.Counts `json:"counts"`
+	Command     []string        `json:"command,omitempty"`
+}
+
+func (d *Daemon) getWebhooks(w http.ResponseWriter, r *http.Request) {
+	cfg := d.cfg.Load()
+	out := make([]webhookOut, 0, len(cfg.Webhooks))
+	for _, wh := range cfg.Webhooks {
+		names := make([]string, 0, len(wh.Events))
+		for _, code := range wh.Events {
+			et, _ := cfg.Catalog.Lookup(code)
+			names = append(names, et.Name)
+		}
+		out = append(out, webhookOut{
+			ID:          wh.ID,
+			Description: wh.Description,
+			Type:        wh.Type,
+			Events:      names,
+			URL:         wh.URL,
+			ContentType: wh.ContentType,
+			Enabled:     wh.Enabled,
+			Counts:      d.engine.Counts(wh.ID),
+			Command:     wh.Command,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out, "config_error": d.configErr.Load()})
+}
+
+func (d *Daemon) getDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := delivery.Query{Webhook: r.PathValue("id"), Event: r.URL.Query().Get("event"), Cursor: r.URL.Query().Get("cursor")}
+	if s := r.URL.Query().Get("status"); s != "" {
+		q.Status = delivery.Status(s)
+		if !q.Status.Valid() {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q: want in_queue, success or failure", s))
+			return
+		}
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a whole number from 1 to %d", s, delivery.MaxLimit))
+			return
+		}
+		q.Limit = n
+	}
+	if q.Webhook != "" && d.cfg.Load().Webhook(q.Webhook) == nil && d.engine.Counts(q.Webhook) == (delivery.Counts{}) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no webhook %q (see: sidehook webhooks)", q.Webhook))
+		return
+	}
+	page, err := d.engine.List(q)
+	if errors.Is(err, delivery.ErrBadCursor) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (d *Daemon) getDelivery(w http.ResponseWriter, r *http.Request) {
+	dl, err := d.engine.Get(r.PathValue("id"))
+	if errors.Is(err, delivery.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no delivery %q (see: sidehook history)", r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, dl)
+}
+
+func (d *Daemon) postRetry(w http.ResponseWriter, r *http.Request) {
+	dl, err := d.engine.Retry(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, delivery.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no delivery %q (see: sidehook history)", r.PathValue("id")))
+	case err != nil:
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeJSON(w, http.StatusAccepted, dl)
+	}
+}
+
+func (d *Daemon) postPing(w http.ResponseWriter, r *http.Request) {
+	wh := d.cfg.Load().Webhook(r.PathValue("id"))
+	if wh == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no webhook %q (see: sidehook webhooks)", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, d.engine.Ping(r.Context(), wh))
+}
+
+func (d *Daemon) postReload(w http.ResponseWriter, r *http.Request) {
+	if err := d.Reload(); err != nil {
+		lines := strings.Split(err.Error(), "\n")
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+			"error":  "config rejected; the previous config stays in force",
+			"errors": lines,
+		})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "webhooks": len(d.cfg.Load().Webhooks)})
+}
+
+func (d *Daemon) getReady(w http.ResponseWriter, r *http.Request) {
+	body := map[string]any{"ok": true, "config_error": d.configErr.Load(), "queued": d.engine.QueueDepth()}
+	if err := d.engine.Healthy(); err != nil {
+		body["ok"] = false
+		body["error"] = "store not writable: " + err.Error()
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"encode answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,332 @@
+// Package delivery is sidehook's durable queue: it stores accepted events
+// and their deliveries in Badger, schedules them by due time (delay, batch
+// windows, retries), sends them, and keeps every attempt as history.
+//
+// Data moves one way: Ingest writes events and deliveries; the scheduler
+// finds due deliveries through a due-time index; a Sender makes the
+// attempt; the outcome is written back as history and, on failure, as the
+// next due time.
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sidehook/sidehook/config"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Dir is the data directory of the Badger store.
+	Dir    string
+	Logger *slog.Logger
+	// UserAgent is sent with every request, e.g. "sidehook/1.0.0".
+	UserAgent string
+	// Registerer receives the engine's metrics; nil keeps them private.
+	Registerer prometheus.Registerer
+}
+
+// Engine owns the store, the scheduler and the senders.
+type Engine struct {
+	store   *store
+	cfg     atomic.Pointer[config.Config]
+	log     *slog.Logger
+	http    *httpSender
+	metrics *metrics
+	sched   *scheduler
+	stop    context.CancelFunc
+	bg      chan struct{}
+}
+
+// Open opens (or creates) the store in opts.Dir with cfg as the first
+// configuration. Nothing is sent until Start.
+func Open(cfg *config.Config, opts Options) (*Engine, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s, err := openStore(opts.Dir, log)
+	if err != nil {
+		return nil, err
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent), bg: make(chan struct{})}
+	e.cfg.Store(cfg)
+	e.metrics = newMetrics(reg, e)
+	e.sched = newScheduler(e)
+	s.onQueue = e.sched.queued
+	return e, nil
+}
+
+// Start begins scheduling and sending, and the retention and space
+// reclaiming loops, until Close.
+func (e *Engine) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	if err := e.sched.start(); err != nil {
+		cancel()
+		return err
+	}
+	go e.maintain(ctx)
+	return nil
+}
+
+// SetConfig makes cfg the configuration every later ingest and attempt
+// follows. Queued deliveries follow the new definition of their webhook.
+func (e *Engine) SetConfig(cfg *config.Config) {
+	e.cfg.Store(cfg)
+	e.sched.configChanged(cfg)
+}
+
+// Config returns the configuration in force.
+func (e *Engine) Config() *config.Config { return e.cfg.Load() }
+
+// Close stops scheduling, lets attempts in flight finish until ctx is
+// done, cancels the rest (they stay queued and are retried at the next
+// start), and closes the store.
+func (e *Engine) Close(ctx context.Context) error {
+	if e.stop != nil {
+		e.stop()
+		<-e.bg
+	}
+	e.sched.shutdown(ctx)
+	e.http.close()
+	return e.store.close()
+}
+
+// Healthy returns nil while the store takes writes, else the last error.
+func (e *Engine) Healthy() error { return e.store.healthy() }
+
+// Counts returns a webhook's deliveries per status.
+func (e *Engine) Counts(webhook string) Counts { return e.store.countsFor(webhook) }
+
+// QueueDepth returns the number of queued deliveries.
+func (e *Engine) QueueDepth() int64 { return e.store.queueDepth() }
+
+func (e *Engine) webhook(id string) *config.Webhook { return e.cfg.Load().Webhook(id) }
+
+// attempt makes one scheduled attempt at the delivery behind a due-index
+// entry. A stale entry (the delivery moved on since it was read) is
+// skipped. Attempts cut short by shutdown are not recorded: the delivery
+// stays queued and is tried again at the next start.
+func (e *Engine) attempt(ctx context.Context, id string, due time.Time) {
+	rec, err := e.readRecord(id)
+	if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
+		return
+	}
+	wh := e.webhook(rec.Webhook)
+	if wh == nil {
+		at := time.Now()
+		e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
+			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}})
+		return
+	}
+	oc := e.try(ctx, rec, wh, false)
+	if ctx.Err() != nil && !oc.ok {
+		return
+	}
+	e.finish(id, wh, oc)
+}
+
+// try builds the body of a delivery and sends it once.
+func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manual bool) outcome {
+	if rec.Batch && !rec.Sealed {
+		if err := e.seal(rec.ID); err != nil {
+			return outcome{attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
+		}
+	}
+	body, err := e.body(rec.ID, wh.ContentType, rec.Batch)
+	if err != nil {
+		return outcome{permanent: true, attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
+	}
+	m := &Message{Delivery: rec.ID, Webhook: wh, EventType: rec.EventType, Body: body, N: rec.Tries + 1, Manual: manual}
+	oc := e.http.send(ctx, m)
+	e.metrics.attempted(wh.ID, oc)
+	if !oc.ok {
+		e.log.Warn("attempt failed", "webhook", wh.ID, "delivery", rec.ID, "attempt", m.N,
+			"status_code", statusOf(oc), "err", oc.attempt.Error)
+	} else {
+		e.log.Debug("attempt succeeded", "webhook", wh.ID, "delivery", rec.ID, "attempt", m.N, "status_code", statusOf(oc))
+	}
+	return oc
+}
+
+func statusOf(oc outcome) int {
+	if oc.attempt.Response != nil {
+		return oc.attempt.Response.Status
+	}
+	return 0
+}
+
+// finish records an attempt's outcome in one unsynced transaction: losing
+// it to a crash only repeats the attempt, it never loses the delivery.
+func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) {
+	var final Status
+	var rec *record
+	err := e.store.do(context.Background(), false, func(w *wtx) error {
+		r, ok, err := readRecord(w, id)
+		if err != nil || !ok {
+			return err
+		}
+		rec = r
+		final = stageOutcome(w, r, wh, oc)
+		return nil
+	})
+	if err != nil {
+		e.log.Error("record attempt", "delivery", id, "err", err)
+		return
+	}
+	if rec == nil {
+		return
+	}
+	if final != StatusInQueue {
+		e.metrics.finished(rec.Webhook, final)
+	}
+	if final == StatusFailure && !oc.attempt.Manual {
+		e.log.Error("delivery failed", "webhook", rec.Webhook, "delivery", id, "attempt", rec.Tries, "err", rec.LastError)
+	}
+}
+
+// seal closes a batch to new members before it is read for sending.
+func (e *Engine) seal(id string) error {
+	return e.store.do(context.Background(), false, func(w *wtx) error {
+		rec, ok, err := readRecord(w, id)
+		if err != nil || !ok || rec.Sealed {
+			return err
+		}
+		rec.Sealed = true
+		w.setJSON(kDelivery(id), rec)
+		ok2 := kOpen(rec.Webhook, rec.EventType)
+		if ob, open := w.openBatch(ok2); open && ob.Delivery == id {
+			w.setOpenBatch(ok2, nil)
+		}
+		return nil
+	})
+}
+
+// body reads a delivery's events in arrival order and encodes them.
+func (e *Engine) body(id, contentType string, batch bool) ([]byte, error) {
+	var data []json.RawMessage
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		ids, err := memberIDs(txn, id)
+		if err != nil {
+			return err
+		}
+		for _, eid := range ids {
+			item, err := txn.Get(kEvent(eid))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var ev event
+			if err := item.Value(ev.decode); err != nil {
+				return err
+			}
+			data = append(data, ev.Data)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", id, err)
+	}
+	return encodeBody(contentType, batch, data)
+}
+
+// Retry makes one manual attempt at a delivery now, outside its retry
+// budget, and returns the delivery as it stands after it.
+func (e *Engine) Retry(ctx context.Context, id string) (Delivery, error) {
+	rec, err := e.readRecord(id)
+	if err != nil {
+		return Delivery{}, err
+	}
+	if rec == nil {
+		return Delivery{}, ErrNotFound
+	}
+	wh := e.webhook(rec.Webhook)
+	if wh == nil {
+		return Delivery{}, fmt.Errorf("webhook %q is no longer configured; add it back to retry its deliveries", rec.Webhook)
+	}
+	oc := e.try(ctx, rec, wh, true)
+	e.finish(id, wh, oc)
+	return e.Get(id)
+}
+
+func (e *Engine) readRecord(id string) (*record, error) {
+	var rec *record
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(kDelivery(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec = &record{}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, rec) })
+	})
+	return rec, err
+}
+
+// maintain expires finished deliveries past the retention and reclaims
+// value-log space, until ctx is done.
+func (e *Engine) maintain(ctx context.Context) {
+	defer close(e.bg)
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+	gc := time.NewTicker(5 * time.Minute)
+	defer gc.Stop()
+	e.expire(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expire.C:
+			e.expire(ctx)
+		case <-gc.C:
+			for e.store.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// expire deletes finished deliveries older than the history retention.
+func (e *Engine) expire(ctx context.Context) {
+	cutoff := time.Now().Add(-e.cfg.Load().HistoryRetention)
+	for ctx.Err() == nil {
+		ids, err := e.store.finishedBefore(cutoff, 500)
+		if err != nil || len(ids) == 0 {
+			if err != nil {
+				e.log.Error("list expired deliveries", "err", err)
+			}
+			return
+		}
+		err = e.store.do(ctx, false, func(w *wtx) error {
+			for _, id := range ids {
+				if err := stageExpire(w, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			e.log.Error("expire deliveries", "err", err)
+			return
+		}
+		e.log.Debug("expired deliveries", "count", len(ids))
+	}
+}
+
+// ExpireNow runs the retention sweep once; tests and operators use it.
+func (e *Engine) ExpireNow(ctx context.Context) { e.expire(ctx) }

@@ -1,0 +1,220 @@
+package delivery
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Paging limits of history listings.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Query selects deliveries, newest first. Zero fields select everything.
+type Query struct {
+	Webhook string
+	Status  Status
+	// Event is an event id, or the idempotency key it was posted with.
+	Event  string
+	Limit  int
+	Cursor string
+}
+
+// Page is one page of a listing. NextCursor is nil on the last page.
+type Page struct {
+	Deliveries []Delivery `json:"deliveries"`
+	NextCursor *string    `json:"next_cursor"`
+}
+
+// ErrBadCursor is returned for a cursor this daemon did not hand out.
+var ErrBadCursor = errors.New("bad cursor: pass the next_cursor of the previous page as it was")
+
+// ValidID reports whether s has the form of a delivery id.
+func ValidID(s string) bool {
+	if len(s) != idLen || !strings.HasPrefix(s, "dlv_") {
+		return false
+	}
+	_, ok := idTime(s)
+	return ok
+}
+
+// Get returns one delivery with its events and every attempt.
+func (e *Engine) Get(id string) (Delivery, error) {
+	var d Delivery
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		var err error
+		d, err = readDelivery(txn, id, true)
+		return err
+	})
+	return d, err
+}
+
+// List returns a page of deliveries, newest first.
+func (e *Engine) List(q Query) (Page, error) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultLimit
+	}
+	q.Limit = min(q.Limit, MaxLimit)
+	if q.Cursor != "" && !ValidID(q.Cursor) {
+		return Page{}, ErrBadCursor
+	}
+	page := Page{Deliveries: []Delivery{}}
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		if q.Event != "" {
+			return listByEvent(txn, q, &page)
+		}
+		var prefix []byte
+		switch {
+		case q.Webhook != "" && q.Status != "":
+			prefix = kWebhookStatusPrefix(q.Webhook, q.Status)
+		case q.Webhook != "":
+			prefix = kWebhookPrefix(q.Webhook)
+		case q.Status != "":
+			prefix = kStatusPrefix(q.Status)
+		default:
+			prefix = []byte{pDelivery}
+		}
+		opts := keysOnly(prefix)
+		opts.Reverse = true
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		seek := append(append([]byte(nil), prefix...), 0xff)
+		if q.Cursor != "" {
+			seek = append(append([]byte(nil), prefix...), q.Cursor...)
+		}
+		for it.Seek(seek); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			if id == q.Cursor {
+				continue
+			}
+			if len(page.Deliveries) == q.Limit {
+				last := page.Deliveries[len(page.Deliveries)-1].ID
+				page.NextCursor = &last
+				return nil
+			}
+			d, err := readDelivery(txn, id, true)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			page.Deliveries = append(page.Deliveries, d)
+		}
+		return nil
+	})
+	return page, err
+}
+
+// listByEvent finds the deliveries that carried an event.
+func listByEvent(txn *badger.Txn, q Query, page *Page) error {
+	var ids []string
+	item, err := txn.Get(kEvent(q.Event))
+	switch {
+	case err == nil:
+		var ev event
+		if err := item.Value(ev.decode); err != nil {
+			return err
+		}
+		ids = ev.Deliveries
+	case errors.Is(err, badger.ErrKeyNotFound):
+		item, err := txn.Get(kIdem(q.Event))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var acc Accepted
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &acc) }); err != nil {
+			return err
+		}
+		for _, p := range acc.Deliveries {
+			ids = append(ids, p.ID)
+		}
+	default:
+		return err
+	}
+	for i := len(ids) - 1; i >= 0 && len(page.Deliveries) < q.Limit; i-- {
+		d, err := readDelivery(txn, ids[i], true)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if (q.Webhook == "" || d.Webhook == q.Webhook) && (q.Status == "" || d.Status == q.Status) {
+			page.Deliveries = append(page.Deliveries, d)
+		}
+	}
+	return nil
+}
+
+func readDelivery(txn *badger.Txn, id string, attempts bool) (Delivery, error) {
+	item, err := txn.Get(kDelivery(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Delivery{}, ErrNotFound
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	var rec record
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+		return Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
+	}
+	d := rec.delivery()
+	if d.EventIDs, err = memberIDs(txn, id); err != nil {
+		return Delivery{}, err
+	}
+	if !attempts {
+		return d, nil
+	}
+	opts := badger.IteratorOptions{Prefix: kAttemptPrefix(id), PrefetchValues: true, PrefetchSize: 8}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var a Attempt
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
+			return Delivery{}, fmt.Errorf("decode attempt of %s: %w", id, err)
+		}
+		d.Attempts = append(d.Attempts, a)
+	}
+	return d, nil
+}
+
+// memberIDs lists a delivery's events in arrival order.
+func memberIDs(txn *badger.Txn, id string) ([]string, error) {
+	p := kMemberPrefix(id)
+	it := txn.NewIterator(keysOnly(p))
+	defer it.Close()
+	ids := []string{}
+	for it.Rewind(); it.Valid(); it.Next() {
+		ids = append(ids, string(it.Item().Key()[len(p):]))
+	}
+	return ids, nil
+}
+
+// finishedBefore lists up to limit deliveries that finished before t.
+func (s *store) finishedBefore(t time.Time, limit int) ([]string, error) {
+	var ids []string
+	end := kRetain(t, "")
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(keysOnly([]byte{pRetain}))
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(ids) < limit; it.Next() {
+			k := it.Item().Key()
+			if string(k) >= string(end) {
+				break
+			}
+			ids = append(ids, string(k[1+8:]))
+		}
+		return nil
+	})
+	return ids, err
+}

@@ -1,0 +1,59 @@
+package delivery
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus collectors.
+type metrics struct {
+	eventsAccepted     *prometheus.CounterVec
+	deliveriesFinished *prometheus.CounterVec
+	attempts           *prometheus.CounterVec
+	attemptSeconds     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
+	m := &metrics{
+		eventsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidehook_events_accepted_total",
+			Help: "Events accepted (acknowledged with 202), by event type.",
+		}, []string{"event_type"}),
+		deliveriesFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidehook_deliveries_finished_total",
+			Help: "Deliveries that reached a final status, by webhook and status.",
+		}, []string{"webhook", "status"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidehook_attempts_total",
+			Help: "Delivery attempts, by webhook and outcome (2xx, 3xx, 4xx, 5xx, error).",
+		}, []string{"webhook", "outcome"}),
+		attemptSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sidehook_attempt_duration_seconds",
+			Help:    "Duration of delivery attempts, by webhook.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"webhook"}),
+	}
+	reg.MustRegister(m.eventsAccepted, m.deliveriesFinished, m.attempts, m.attemptSeconds,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sidehook_queue_depth",
+			Help: "Deliveries waiting (delay, batch window or retry).",
+		}, func() float64 { return float64(e.QueueDepth()) }),
+	)
+	return m
+}
+
+func (m *metrics) accepted(eventType string) { m.eventsAccepted.WithLabelValues(eventType).Inc() }
+
+func (m *metrics) finished(webhook string, st Status) {
+	m.deliveriesFinished.WithLabelValues(webhook, string(st)).Inc()
+}
+
+func (m *metrics) attempted(webhook string, oc outcome) {
+	class := "error"
+	if r := oc.attempt.Response; r != nil {
+		class = strconv.Itoa(r.Status/100) + "xx"
+	}
+	m.attempts.WithLabelValues(webhook, class).Inc()
+	m.attemptSeconds.WithLabelValues(webhook).Observe(oc.attempt.DurationMS / 1000)
+}

@@ -1,0 +1,188 @@
+package delivery
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is where a delivery stands.
+type Status string
+
+// The three delivery statuses of the contract.
+const (
+	StatusInQueue Status = "in_queue"
+	StatusSuccess Status = "success"
+	StatusFailure Status = "failure"
+)
+
+// Valid reports whether s is one of the three statuses.
+func (s Status) Valid() bool {
+	return s == StatusInQueue || s == StatusSuccess || s == StatusFailure
+}
+
+func (s Status) byte() byte {
+	switch s {
+	case StatusSuccess:
+		return 's'
+	case StatusFailure:
+		return 'f'
+	}
+	return 'q'
+}
+
+// Delivery is one message to one webhook: a single event, or a batch of
+// events of one type. It is what the history shows.
+type Delivery struct {
+	ID        string    `json:"id"`
+	Webhook   string    `json:"webhook"`
+	EventType string    `json:"event_type"`
+	EventIDs  []string  `json:"event_ids"`
+	Status    Status    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	DueAt     time.Time `json:"due_at"`
+	// FinishedAt is when the delivery reached success or failure.
+	FinishedAt *time.Time `json:"finished_at"`
+	// LastAttemptAt and LastStatusCode summarise the newest attempt.
+	LastAttemptAt  *time.Time `json:"last_attempt_at"`
+	LastStatusCode int        `json:"last_status_code"`
+	LastError      string     `json:"last_error,omitempty"`
+	// AttemptCount counts every attempt, manual ones included.
+	AttemptCount int `json:"attempt_count"`
+	// Attempts is filled only when one delivery is read whole.
+	Attempts []Attempt `json:"attempts"`
+}
+
+// record is a delivery as stored: the summary without its attempts or
+// members, which live under their own keys.
+type record struct {
+	ID        string    `json:"id"`
+	Webhook   string    `json:"w"`
+	EventType string    `json:"t"`
+	Status    Status    `json:"s"`
+	CreatedAt time.Time `json:"c"`
+	DueAt     time.Time `json:"d"`
+	// Batch is true when other events may still join (until Sealed).
+	Batch  bool `json:"b,omitempty"`
+	Sealed bool `json:"sl,omitempty"`
+	// Events counts the members.
+	Events     int        `json:"n"`
+	FinishedAt *time.Time `json:"f,omitempty"`
+	LastAt     *time.Time `json:"la,omitempty"`
+	LastCode   int        `json:"lc,omitempty"`
+	LastError  string     `json:"le,omitempty"`
+	// Tries counts every attempt; AutoTries only the scheduled ones,
+	// which the retry budget limits.
+	Tries     int `json:"a,omitempty"`
+	AutoTries int `json:"aa,omitempty"`
+}
+
+func (r *record) delivery() Delivery {
+	return Delivery{
+		ID:             r.ID,
+		Webhook:        r.Webhook,
+		EventType:      r.EventType,
+		EventIDs:       []string{},
+		Status:         r.Status,
+		CreatedAt:      r.CreatedAt,
+		DueAt:          r.DueAt,
+		FinishedAt:     r.FinishedAt,
+		LastAttemptAt:  r.LastAt,
+		LastStatusCode: r.LastCode,
+		LastError:      r.LastError,
+		AttemptCount:   r.Tries,
+		Attempts:       []Attempt{},
+	}
+}
+
+// Attempt is one try at a delivery: what was sent and what came back.
+type Attempt struct {
+	N          int       `json:"n"`
+	At         time.Time `json:"at"`
+	DurationMS float64   `json:"duration_ms"`
+	Manual     bool      `json:"manual"`
+	Request    *Request  `json:"request"`
+	Response   *Response `json:"response"`
+	Error      string    `json:"error"`
+	// RetryAt is when the next automatic attempt is due, if any.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+}
+
+// Request is the request of an attempt as recorded, secrets redacted.
+type Request struct {
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+	// Command is the argv of a command webhook.
+	Command []string `json:"command,omitempty"`
+}
+
+// Response is what the receiver answered. For a command webhook, Status is
+// the exit status and Body its standard output.
+type Response struct {
+	Status    int               `json:"status"`
+	Headers   map[string]string `json:"headers"`
+	Body      string            `json:"body"`
+	Truncated bool              `json:"truncated"`
+}
+
+// event is an accepted event as stored: its metadata as JSON, then its
+// data exactly as posted (encoding/json would compact it).
+type event struct {
+	Type       string          `json:"t"`
+	ReceivedAt time.Time       `json:"r"`
+	Data       json.RawMessage `json:"-"`
+	// Deliveries lists the deliveries that carry the event; Refs counts
+	// those not yet expired, so the event goes with the last of them.
+	Deliveries []string `json:"ds"`
+	Refs       int      `json:"rf"`
+}
+
+// openBatch is a batch delivery that more events may still join.
+type openBatch struct {
+	Delivery string    `json:"d"`
+	Closes   time.Time `json:"c"`
+	Count    int       `json:"n"`
+	Max      int       `json:"m"`
+	Delay    int64     `json:"dl"`
+	Due      time.Time `json:"du"`
+}
+
+// Counts holds how many deliveries a webhook has in each status.
+type Counts struct {
+	InQueue int64 `json:"in_queue"`
+	Success int64 `json:"success"`
+	Failure int64 `json:"failure"`
+}
+
+func (c *Counts) add(s Status, n int64) {
+	switch s {
+	case StatusInQueue:
+		c.InQueue += n
+	case StatusSuccess:
+		c.Success += n
+	case StatusFailure:
+		c.Failure += n
+	}
+}
+
+func (ev *event) encode() []byte {
+	meta, _ := json.Marshal(ev)
+	b := make([]byte, 4, 4+len(meta)+len(ev.Data))
+	binary.BigEndian.PutUint32(b, uint32(len(meta)))
+	return append(append(b, meta...), ev.Data...)
+}
+
+func (ev *event) decode(b []byte) error {
+	if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > len(b)-4 {
+		return errors.New("decode event: truncated record")
+	}
+	n := binary.BigEndian.Uint32(b)
+	if err := json.Unmarshal(b[4:4+n], ev); err != nil {
+		return fmt.Errorf("decode event: %w", err)
+	}
+	ev.Data = append(json.RawMessage(nil), b[4+n:]...)
+	return nil
+}

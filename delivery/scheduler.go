@@ -1,0 +1,293 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sidehook/sidehook/config"
+)
+
+// readyBatch is how many due entries a dispatcher reads ahead of its free
+// slots, so that a fast webhook does not open an iterator per attempt.
+const readyBatch = 256
+
+// scheduler runs one dispatcher per webhook found in the configuration or
+// the queue, so that a slow or dead receiver only ever holds its own
+// webhook's slots.
+type scheduler struct {
+	e *Engine
+
+	mu  sync.Mutex
+	ds  map[string]*dispatcher
+	run context.Context // dispatch loops
+	end context.CancelFunc
+	// attempts is cancelled only when shutdown's grace period is over.
+	attempts   context.Context
+	abort      context.CancelFunc
+	loops      sync.WaitGroup
+	inflight   sync.WaitGroup
+	started    bool
+	shutdowned bool
+}
+
+func newScheduler(e *Engine) *scheduler {
+	s := &scheduler{e: e, ds: map[string]*dispatcher{}}
+	s.run, s.end = context.WithCancel(context.Background())
+	s.attempts, s.abort = context.WithCancel(context.Background())
+	return s
+}
+
+// start creates dispatchers for every configured webhook and for every
+// webhook that still has queued deliveries (a removed one among them).
+func (s *scheduler) start() error {
+	queued, err := s.e.store.queuedWebhooks()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	for _, wh := range s.e.cfg.Load().Webhooks {
+		s.dispatcher(wh.ID).poke()
+	}
+	for _, id := range queued {
+		s.dispatcher(id).poke()
+	}
+	return nil
+}
+
+// dispatcher returns the webhook's dispatcher, starting it if needed.
+func (s *scheduler) dispatcher(webhook string) *dispatcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.ds[webhook]
+	if d == nil && s.started && !s.shutdowned {
+		d = &dispatcher{s: s, webhook: webhook, from: kQueuePrefix(webhook), claimed: map[string]bool{}, wake: make(chan struct{}, 1)}
+		s.ds[webhook] = d
+		s.loops.Add(1)
+		go d.loop()
+	}
+	if d == nil {
+		return &dispatcher{wake: make(chan struct{}, 1)} // not running: pokes go nowhere
+	}
+	return d
+}
+
+// queued is called after a commit added a due-index entry.
+func (s *scheduler) queued(webhook string, due time.Time) {
+	s.dispatcher(webhook).rewind(kQueue(webhook, due, ""))
+}
+
+// configChanged wakes every dispatcher so it reads its webhook's new
+// definition, and starts one for each new webhook.
+func (s *scheduler) configChanged(cfg *config.Config) {
+	for _, wh := range cfg.Webhooks {
+		s.dispatcher(wh.ID)
+	}
+	s.mu.Lock()
+	ds := make([]*dispatcher, 0, len(s.ds))
+	for _, d := range s.ds {
+		ds = append(ds, d)
+	}
+	s.mu.Unlock()
+	for _, d := range ds {
+		d.poke()
+	}
+}
+
+// shutdown stops dispatching, waits for attempts in flight until ctx is
+// done, then cancels those left.
+func (s *scheduler) shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.shutdowned = true
+	s.mu.Unlock()
+	s.end()
+	s.loops.Wait()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.abort()
+		<-done
+	}
+	s.abort()
+}
+
+// dispatcher sends one webhook's due deliveries, at most its concurrency
+// at a time, in due order. It keeps a cursor into the due index so that
+// it never rescans entries it has already taken (or the tombstones they
+// leave behind); an entry added before the cursor rewinds it.
+type dispatcher struct {
+	s       *scheduler
+	webhook string
+	wake    chan struct{}
+
+	mu       sync.Mutex
+	from     []byte          // the next due-index key to read
+	ready    []dueEntry      // read ahead, due, not yet sent
+	claimed  map[string]bool // ids in ready or in flight
+	inflight int
+}
+
+type dueEntry struct {
+	key []byte
+	id  string
+	due time.Time
+}
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) rewind(k []byte) {
+	d.mu.Lock()
+	if d.from != nil && bytes.Compare(k, d.from) < 0 {
+		d.from = k
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (d *dispatcher) loop() {
+	defer d.s.loops.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := d.dispatch()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-d.s.run.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch starts as many due attempts as there are free slots and
+// returns when the next entry falls due (zero: wait for a wake-up).
+func (d *dispatcher) dispatch() time.Time {
+	if d.s.run.Err() != nil {
+		return time.Time{}
+	}
+	wh := d.s.e.webhook(d.webhook)
+	limit := readyBatch // a removed webhook: fail its deliveries briskly
+	horizon := time.Now()
+	if wh != nil {
+		if !wh.Enabled {
+			return time.Time{}
+		}
+		limit = wh.Concurrency
+	} else {
+		horizon = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var next time.Time
+	for d.inflight < limit {
+		if len(d.ready) == 0 {
+			entries, n, last, err := d.s.e.store.scanDue(d.from, kQueuePrefix(d.webhook), horizon, readyBatch, d.claimed)
+			if err != nil {
+				d.s.e.log.Error("scan due deliveries", "webhook", d.webhook, "err", err)
+				return time.Now().Add(time.Second)
+			}
+			if last != nil {
+				d.from = append(last, 0)
+			}
+			next = n
+			if len(entries) == 0 {
+				break
+			}
+			for _, en := range entries {
+				d.claimed[en.id] = true
+			}
+			d.ready = entries
+		}
+		en := d.ready[0]
+		d.ready = d.ready[1:]
+		d.inflight++
+		d.s.inflight.Add(1)
+		go d.attempt(en)
+	}
+	if len(d.ready) > 0 || d.inflight >= limit {
+		return time.Time{} // a finishing attempt wakes us
+	}
+	return next
+}
+
+func (d *dispatcher) attempt(en dueEntry) {
+	defer d.s.inflight.Done()
+	d.s.e.attempt(d.s.attempts, en.id, en.due)
+	d.mu.Lock()
+	d.inflight--
+	delete(d.claimed, en.id)
+	d.mu.Unlock()
+	d.poke()
+}
+
+// scanDue reads up to limit due-index entries under prefix, from key
+// from, that are due at now and not in skip. It returns the due time of
+// the first entry not yet due (zero if none) and the last key it passed.
+func (s *store) scanDue(from, prefix []byte, now time.Time, limit int, skip map[string]bool) (entries []dueEntry, next time.Time, last []byte, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(keysOnly(prefix))
+		defer it.Close()
+		for it.Seek(from); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			_, due, id, ok := queueEntry(k)
+			if !ok {
+				continue
+			}
+			if due.After(now) {
+				next = due
+				return nil
+			}
+			last = it.Item().KeyCopy(last[:0])
+			if skip[id] {
+				continue
+			}
+			entries = append(entries, dueEntry{key: append([]byte(nil), k...), id: id, due: due})
+			if len(entries) >= limit {
+				return nil
+			}
+		}
+		return nil
+	})
+	return entries, next, last, err
+}
+
+// queuedWebhooks lists the webhooks that have entries in the due index,
+// jumping from one webhook's prefix to the next.
+func (s *store) queuedWebhooks() ([]string, error) {
+	var ids []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(keysOnly([]byte{pQueue}))
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			webhook, _, _, ok := queueEntry(it.Item().Key())
+			if !ok {
+				it.Next()
+				continue
+			}
+			ids = append(ids, webhook)
+			it.Seek(prefixEnd(kQueuePrefix(webhook)))
+		}
+		return nil
+	})
+	return ids, err
+}
+
+func keysOnly(prefix []byte) badger.IteratorOptions {
+	return badger.IteratorOptions{Prefix: prefix, PrefetchValues: false}
+}

@@ -1,0 +1,547 @@
+package delivery
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrNotFound is returned for an unknown delivery.
+var ErrNotFound = errors.New("not found")
+
+// ErrStorage marks a write the store could not make durable. The daemon
+// answers it with 503: nothing was promised.
+var ErrStorage = errors.New("storage not writable")
+
+// store is the Badger database and its single writer. Every change goes
+// through the writer as an op; the writer puts every op that is waiting
+// into one transaction and syncs the log once for the whole group, so
+// concurrent ingests share one fsync (group commit) while each op stays
+// atomic on its own.
+type store struct {
+	db  *badger.DB
+	log *slog.Logger
+	ids *idGen
+
+	ops     chan *op
+	stopped chan struct{}
+
+	// Written by the writer goroutine only, after a commit; read by
+	// anyone under mu.
+	mu     sync.RWMutex
+	counts map[string]*Counts
+	// open is the writer's view of open batches, keyed like kOpen.
+	open map[string]openBatch
+
+	// onQueue is told of every due-index entry a commit added.
+	onQueue func(webhook string, due time.Time)
+
+	writeErr atomic.Pointer[error]
+	maxBytes int64
+	maxCount int64
+}
+
+// op is one atomic change: fn stages writes on a wtx, which are applied
+// only when fn returns nil.
+type op struct {
+	fn   func(w *wtx) error
+	sync bool
+	done chan error
+}
+
+// storeOptions returns Badger options sized for a sidecar: modest memory,
+// our own fsync (group commit), and Badger's logs at debug level.
+func storeOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(false).
+		WithDetectConflicts(false).
+		WithLogger(badgerLogger{log}).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueThreshold(4 << 10).
+		WithValueLogFileSize(256 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+}
+
+func openStore(dir string, log *slog.Logger) (*store, error) {
+	db, err := badger.Open(storeOptions(dir, log))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w (is another sidehook running on this data directory?)", dir, err)
+	}
+	s := &store{
+		db:       db,
+		log:      log,
+		ids:      newIDGen(),
+		ops:      make(chan *op, 4096),
+		stopped:  make(chan struct{}),
+		counts:   map[string]*Counts{},
+		open:     map[string]openBatch{},
+		onQueue:  func(string, time.Time) {},
+		maxBytes: db.MaxBatchSize() / 2,
+		maxCount: db.MaxBatchCount() / 2,
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// load reads the small in-memory state: counts and open batches.
+func (s *store) load() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pCount}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			webhook, st := string(k[1:len(k)-2]), k[len(k)-1]
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil || len(v) != 8 {
+				return fmt.Errorf("read counts: %v", err)
+			}
+			c := s.countsOf(webhook)
+			n := int64(binary.BigEndian.Uint64(v))
+			switch st {
+			case 'q':
+				c.InQueue = n
+			case 's':
+				c.Success = n
+			case 'f':
+				c.Failure = n
+			}
+		}
+		it2 := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pOpen}, PrefetchValues: true})
+		defer it2.Close()
+		for it2.Rewind(); it2.Valid(); it2.Next() {
+			var ob openBatch
+			if err := it2.Item().Value(func(v []byte) error { return json.Unmarshal(v, &ob) }); err != nil {
+				return fmt.Errorf("read open batches: %w", err)
+			}
+			s.open[string(it2.Item().KeyCopy(nil))] = ob
+		}
+		return nil
+	})
+}
+
+func (s *store) countsOf(webhook string) *Counts {
+	c := s.counts[webhook]
+	if c == nil {
+		c = &Counts{}
+		s.counts[webhook] = c
+	}
+	return c
+}
+
+// close stops the writer after the ops already submitted and closes the
+// database.
+func (s *store) close() error {
+	close(s.ops)
+	<-s.stopped
+	if err := s.db.Sync(); err != nil {
+		s.db.Close()
+		return fmt.Errorf("sync store: %w", err)
+	}
+	return s.db.Close()
+}
+
+// do runs fn as one atomic op through the writer and waits for its
+// commit (and, with sync, its fsync).
+func (s *store) do(ctx context.Context, sync bool, fn func(w *wtx) error) error {
+	o := &op{fn: fn, sync: sync, done: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once submitted the op will be committed or fail; wait for that so
+	// the caller never answers before knowing.
+	return <-o.done
+}
+
+// healthy returns the last write error, or nil when the last write worked.
+func (s *store) healthy() error {
+	if p := s.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *store) writer() {
+	defer close(s.stopped)
+	for first := range s.ops {
+		group := []*op{first}
+	drain:
+		for len(group) < 4096 {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break drain
+				}
+				group = append(group, o)
+			default:
+				break drain
+			}
+		}
+		s.runGroup(group)
+	}
+}
+
+// groupState is what the ops of one transaction changed in memory; it is
+// merged into the store only after the commit.
+type groupState struct {
+	counts map[string]*Counts
+	open   map[string]*openBatch // nil value: deleted
+	queued []queued
+}
+
+type queued struct {
+	webhook string
+	due     time.Time
+}
+
+func (s *store) runGroup(ops []*op) {
+	for len(ops) > 0 {
+		n := s.commitSome(ops)
+		ops = ops[n:]
+	}
+}
+
+// commitSome applies as many ops as fit in one transaction, commits, syncs
+// when one of them asks for it, answers them, and returns how many it
+// took.
+func (s *store) commitSome(ops []*op) int {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	g := &groupState{counts: map[string]*Counts{}, open: map[string]*openBatch{}}
+	var (
+		taken, bytes, count int64
+		applied             []*op
+		opErrs              = map[*op]error{}
+		wantSync            bool
+	)
+	now := time.Now()
+	for _, o := range ops {
+		w := &wtx{s: s, txn: txn, g: g, now: now, staged: map[string]int{}}
+		err := o.fn(w)
+		if err == nil {
+			if taken > 0 && (bytes+w.bytes > s.maxBytes || count+int64(len(w.writes)) > s.maxCount) {
+				break // commit what we have; this op starts the next group
+			}
+			if w.bytes > s.maxBytes || int64(len(w.writes)) > s.maxCount {
+				err = fmt.Errorf("change too large for one transaction (%d bytes)", w.bytes)
+			} else {
+				err = w.apply()
+			}
+		}
+		taken++
+		if err != nil {
+			opErrs[o] = err
+			continue
+		}
+		bytes += w.bytes
+		count += int64(len(w.writes))
+		w.merge()
+		applied = append(applied, o)
+		wantSync = wantSync || o.sync
+	}
+	if len(applied) > 0 {
+		s.writeCounts(txn, g)
+	}
+	var err error
+	committed := false
+	if len(applied) > 0 {
+		if cerr := txn.Commit(); cerr != nil {
+			err = fmt.Errorf("%w: commit: %v", ErrStorage, cerr)
+		} else {
+			committed = true
+			if wantSync {
+				if serr := s.db.Sync(); serr != nil {
+					err = fmt.Errorf("%w: sync: %v", ErrStorage, serr)
+				}
+			}
+		}
+		if err != nil {
+			s.writeErr.Store(&err)
+			s.log.Error("store write failed", "err", err, "ops", len(applied))
+		} else {
+			s.writeErr.Store(nil)
+		}
+		// A failed sync still committed to the log: memory follows the
+		// database, which has the change, though the callers hear 503.
+		if committed {
+			s.mergeGroup(g)
+		}
+	}
+	for _, o := range ops[:taken] {
+		if e, bad := opErrs[o]; bad {
+			o.done <- e
+		} else {
+			o.done <- err
+		}
+	}
+	if committed {
+		for _, q := range g.queued {
+			s.onQueue(q.webhook, q.due)
+		}
+	}
+	return int(taken)
+}
+
+func (s *store) writeCounts(txn *badger.Txn, g *groupState) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for webhook, d := range g.counts {
+		base := Counts{}
+		if c := s.counts[webhook]; c != nil {
+			base = *c
+		}
+		for _, st := range []Status{StatusInQueue, StatusSuccess, StatusFailure} {
+			var delta, cur int64
+			switch st {
+			case StatusInQueue:
+				delta, cur = d.InQueue, base.InQueue
+			case StatusSuccess:
+				delta, cur = d.Success, base.Success
+			case StatusFailure:
+				delta, cur = d.Failure, base.Failure
+			}
+			if delta != 0 {
+				_ = txn.Set(kCount(webhook, st), be64(cur+delta))
+			}
+		}
+	}
+}
+
+func (s *store) mergeGroup(g *groupState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for webhook, d := range g.counts {
+		c := s.countsOf(webhook)
+		c.InQueue += d.InQueue
+		c.Success += d.Success
+		c.Failure += d.Failure
+	}
+	for k, ob := range g.open {
+		if ob == nil {
+			delete(s.open, k)
+		} else {
+			s.open[k] = *ob
+		}
+	}
+}
+
+// countsFor returns a copy of a webhook's counts.
+func (s *store) countsFor(webhook string) Counts {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c := s.counts[webhook]; c != nil {
+		return *c
+	}
+	return Counts{}
+}
+
+// queueDepth returns the number of queued deliveries across webhooks.
+func (s *store) queueDepth() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var n int64
+	for _, c := range s.counts {
+		n += c.InQueue
+	}
+	return n
+}
+
+// wtx stages the writes of one op. Reads see the op's own staged writes,
+// then everything earlier ops of the group applied to the transaction.
+type wtx struct {
+	s      *store
+	txn    *badger.Txn
+	g      *groupState
+	now    time.Time
+	writes []write
+	staged map[string]int
+	bytes  int64
+	counts map[string]*Counts
+	open   map[string]*openBatch
+	queued []queued
+}
+
+type write struct {
+	key, val []byte
+	ttl      time.Duration
+	del      bool
+}
+
+func (w *wtx) set(k, v []byte) { w.stage(write{key: k, val: v}) }
+
+func (w *wtx) setTTL(k, v []byte, ttl time.Duration) { w.stage(write{key: k, val: v, ttl: ttl}) }
+
+func (w *wtx) del(k []byte) { w.stage(write{key: k, del: true}) }
+
+func (w *wtx) setJSON(k []byte, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %T: %v", v, err)) // our own types always encode
+	}
+	w.set(k, b)
+}
+
+func (w *wtx) stage(wr write) {
+	if i, ok := w.staged[string(wr.key)]; ok {
+		w.writes[i] = wr
+	} else {
+		w.staged[string(wr.key)] = len(w.writes)
+		w.writes = append(w.writes, wr)
+	}
+	w.bytes += int64(len(wr.key) + len(wr.val) + 16)
+}
+
+// get returns a value, or nil and false when the key does not exist.
+func (w *wtx) get(k []byte) ([]byte, bool, error) {
+	if i, ok := w.staged[string(k)]; ok {
+		if w.writes[i].del {
+			return nil, false, nil
+		}
+		return w.writes[i].val, true, nil
+	}
+	item, err := w.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v, err := item.ValueCopy(nil)
+	return v, err == nil, err
+}
+
+func (w *wtx) getJSON(k []byte, v any) (bool, error) {
+	b, ok, err := w.get(k)
+	if !ok || err != nil {
+		return ok, err
+	}
+	return true, json.Unmarshal(b, v)
+}
+
+// count records a change of a webhook's count in a status.
+func (w *wtx) count(webhook string, st Status, n int64) {
+	if w.counts == nil {
+		w.counts = map[string]*Counts{}
+	}
+	c := w.counts[webhook]
+	if c == nil {
+		c = &Counts{}
+		w.counts[webhook] = c
+	}
+	c.add(st, n)
+}
+
+// openBatch returns the open batch under key k as this op sees it.
+func (w *wtx) openBatch(k []byte) (openBatch, bool) {
+	if ob, ok := w.open[string(k)]; ok {
+		if ob == nil {
+			return openBatch{}, false
+		}
+		return *ob, true
+	}
+	if ob, ok := w.g.open[string(k)]; ok {
+		if ob == nil {
+			return openBatch{}, false
+		}
+		return *ob, true
+	}
+	w.s.mu.RLock()
+	defer w.s.mu.RUnlock()
+	ob, ok := w.s.open[string(k)]
+	return ob, ok
+}
+
+func (w *wtx) setOpenBatch(k []byte, ob *openBatch) {
+	if w.open == nil {
+		w.open = map[string]*openBatch{}
+	}
+	w.open[string(k)] = ob
+	if ob == nil {
+		w.del(k)
+	} else {
+		w.setJSON(k, ob)
+	}
+}
+
+// enqueue adds a due-index entry and tells the scheduler after commit.
+func (w *wtx) enqueue(webhook string, due time.Time, id string) {
+	w.set(kQueue(webhook, due, id), nil)
+	w.queued = append(w.queued, queued{webhook, due})
+}
+
+func (w *wtx) apply() error {
+	for _, wr := range w.writes {
+		var err error
+		switch {
+		case wr.del:
+			err = w.txn.Delete(wr.key)
+		case wr.ttl > 0:
+			err = w.txn.SetEntry(badger.NewEntry(wr.key, wr.val).WithTTL(wr.ttl))
+		default:
+			err = w.txn.Set(wr.key, wr.val)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: stage write: %v", ErrStorage, err)
+		}
+	}
+	return nil
+}
+
+// merge moves the op's in-memory effects into its group.
+func (w *wtx) merge() {
+	for webhook, d := range w.counts {
+		c := w.g.counts[webhook]
+		if c == nil {
+			c = &Counts{}
+			w.g.counts[webhook] = c
+		}
+		c.InQueue += d.InQueue
+		c.Success += d.Success
+		c.Failure += d.Failure
+	}
+	for k, ob := range w.open {
+		w.g.open[k] = ob
+	}
+	w.g.queued = append(w.g.queued, w.queued...)
+}
+
+// badgerLogger sends Badger's own logging to slog at debug level, except
+// errors and warnings, which keep their level.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	l.log.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (l badgerLogger) Warningf(f string, a ...any) {
+	l.log.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (l badgerLogger) Infof(f string, a ...any) {
+	l.log.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (l badgerLogger) Debugf(f string, a ...any) {
+	l.log.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
