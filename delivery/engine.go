@@ -145,7 +145,7 @@ func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manua
 			return outcome{attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
 		}
 	}
-	body, err := e.body(rec.ID, wh.ContentType, rec.Batch)
+	body, err := e.body(rec, wh.ContentType)
 	if err != nil {
 		return outcome{permanent: true, attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
 	}
@@ -215,12 +215,15 @@ func (e *Engine) seal(id string) error {
 }
 
 // body reads a delivery's events in arrival order and encodes them.
-func (e *Engine) body(id, contentType string, batch bool) ([]byte, error) {
+func (e *Engine) body(rec *record, contentType string) ([]byte, error) {
 	var data []json.RawMessage
 	err := e.store.db.View(func(txn *badger.Txn) error {
-		ids, err := memberIDs(txn, id)
-		if err != nil {
-			return err
+		ids := []string{rec.Event}
+		if rec.Event == "" {
+			var err error
+			if ids, err = memberIDs(txn, rec.ID); err != nil {
+				return err
+			}
 		}
 		for _, eid := range ids {
 			item, err := txn.Get(kEvent(eid))
@@ -239,9 +242,9 @@ func (e *Engine) body(id, contentType string, batch bool) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read events of %s: %w", id, err)
+		return nil, fmt.Errorf("read events of %s: %w", rec.ID, err)
 	}
-	return encodeBody(contentType, batch, data)
+	return encodeBody(contentType, rec.Batch, data)
 }
 
 // Retry makes one manual attempt at a delivery now, outside its retry

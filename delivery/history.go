@@ -169,7 +169,9 @@ func readDelivery(txn *badger.Txn, id string, attempts bool) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
 	d := rec.delivery()
-	if d.EventIDs, err = memberIDs(txn, id); err != nil {
+	if rec.Event != "" {
+		d.EventIDs = []string{rec.Event}
+	} else if d.EventIDs, err = memberIDs(txn, id); err != nil {
 		return Delivery{}, err
 	}
 	if !attempts {

@@ -104,7 +104,7 @@ func (e *Engine) stageEvent(w *wtx, cfg *config.Config, ev Incoming) Accepted {
 func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, eventID string) Planned {
 	batch, batched := wh.BatchFor(et)
 	if !batched {
-		rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(wh.Delay), false)
+		rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(wh.Delay), false, eventID)
 		w.set(kMember(rec.ID, eventID), nil)
 		return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 	}
@@ -131,7 +131,7 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 			return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 		}
 	}
-	rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(batch.Window+wh.Delay), true)
+	rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(batch.Window+wh.Delay), true, "")
 	w.set(kMember(rec.ID, eventID), nil)
 	if batch.Max <= 1 {
 		rec.Sealed = true
@@ -144,7 +144,7 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 }
 
 // newRecord stages a new queued delivery with its indexes.
-func newRecord(w *wtx, ids *idGen, webhook, eventType string, due time.Time, batch bool) *record {
+func newRecord(w *wtx, ids *idGen, webhook, eventType string, due time.Time, batch bool, eventID string) *record {
 	rec := &record{
 		ID:        ids.next("dlv_", w.now),
 		Webhook:   webhook,
@@ -155,6 +155,7 @@ func newRecord(w *wtx, ids *idGen, webhook, eventType string, due time.Time, bat
 		Batch:     batch,
 		Sealed:    !batch,
 		Events:    1,
+		Event:     eventID,
 	}
 	w.setJSON(kDelivery(rec.ID), rec)
 	w.set(kWebhook(webhook, rec.ID), nil)

@@ -67,8 +67,10 @@ type record struct {
 	// Batch is true when other events may still join (until Sealed).
 	Batch  bool `json:"b,omitempty"`
 	Sealed bool `json:"sl,omitempty"`
-	// Events counts the members.
+	// Events counts the members. Event is the only member of a delivery
+	// that is not a batch, kept here to spare a scan on the hot path.
 	Events     int        `json:"n"`
+	Event      string     `json:"e,omitempty"`
 	FinishedAt *time.Time `json:"f,omitempty"`
 	LastAt     *time.Time `json:"la,omitempty"`
 	LastCode   int        `json:"lc,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // ErrNotFound is returned for an unknown delivery.
@@ -33,6 +34,9 @@ type store struct {
 
 	ops     chan *op
 	stopped chan struct{}
+	// sendMu lets close wait for ops being submitted, and refuse later ones.
+	sendMu sync.RWMutex
+	closed bool
 
 	// Written by the writer goroutine only, after a commit; read by
 	// anyone under mu.
@@ -71,6 +75,7 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 		WithValueThreshold(4 << 10).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
+		WithCompression(options.None).
 		WithMetricsEnabled(false)
 }
 
@@ -147,7 +152,10 @@ func (s *store) countsOf(webhook string) *Counts {
 // close stops the writer after the ops already submitted and closes the
 // database.
 func (s *store) close() error {
+	s.sendMu.Lock()
+	s.closed = true
 	close(s.ops)
+	s.sendMu.Unlock()
 	<-s.stopped
 	if err := s.db.Sync(); err != nil {
 		s.db.Close()
@@ -160,11 +168,18 @@ func (s *store) close() error {
 // commit (and, with sync, its fsync).
 func (s *store) do(ctx context.Context, sync bool, fn func(w *wtx) error) error {
 	o := &op{fn: fn, sync: sync, done: make(chan error, 1)}
+	s.sendMu.RLock()
+	if s.closed {
+		s.sendMu.RUnlock()
+		return fmt.Errorf("%w: the store is closed", ErrStorage)
+	}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
+		s.sendMu.RUnlock()
 		return ctx.Err()
 	}
+	s.sendMu.RUnlock()
 	// Once submitted the op will be committed or fail; wait for that so
 	// the caller never answers before knowing.
 	return <-o.done
