@@ -16,8 +16,13 @@ import (
 	"github.com/sidehook/sidehook/delivery"
 )
 
-// MaxKeyLength bounds an idempotency key.
-const MaxKeyLength = 256
+// Limits on what a client posts.
+const (
+	// MaxKeyLength bounds an idempotency key.
+	MaxKeyLength = 256
+	// MaxArrayEvents bounds the events of one atomic array.
+	MaxArrayEvents = 1000
+)
 
 // routes serves the same API on the socket and the loopback port.
 func (d *Daemon) routes() http.Handler {
@@ -64,11 +69,19 @@ func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg := d.cfg.Load()
 	events, isArray, err := decodeEvents(body, cfg.Catalog)
+	if errors.Is(err, errTooMany) {
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	accepted, err := d.engine.Ingest(r.Context(), events)
+	if errors.Is(err, delivery.ErrTooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events: %v", len(events), err))
+		return
+	}
 	if err != nil {
 		d.log.Error("ingest", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "events not stored: "+err.Error()+" (nothing was written; retry later)")
@@ -80,6 +93,8 @@ func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, accepted[0])
 }
+
+var errTooMany = errors.New("too many events")
 
 // decodeEvents reads one event object or an array of them, checking each
 // against the catalog; any problem rejects the whole request.
@@ -101,6 +116,9 @@ func decodeEvents(body []byte, cat *config.Catalog) ([]delivery.Incoming, bool, 
 	}
 	if len(raws) == 0 {
 		return nil, true, errors.New("empty array: post at least one event")
+	}
+	if len(raws) > MaxArrayEvents {
+		return nil, true, fmt.Errorf("%w: %d events, at most %d in one array", errTooMany, len(raws), MaxArrayEvents)
 	}
 	events := make([]delivery.Incoming, len(raws))
 	for i, raw := range raws {

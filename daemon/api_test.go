@@ -119,6 +119,7 @@ func TestPostEvents_Rejections(t *testing.T) {
 		{"long key", "application/json", `{"event":"Lead Creation","data":{},"id":"` + strings.Repeat("k", 300) + `"}`, 400, "idempotency keys are at most 256"},
 		{"empty array", "application/json", `[]`, 400, "empty array"},
 		{"one bad in array", "application/json", `[{"event":"Lead Creation","data":1},{"event":"Nope","data":2}]`, 400, "event [1]: unknown event"},
+		{"array too long", "application/json", "[" + strings.Repeat(`{"event":"Lead Creation","data":1},`, 1000) + `{"event":"Lead Creation","data":1}]`, 413, "at most 1000 in one array"},
 		{"two values", "application/json", `{"event":"Lead Creation","data":1} {}`, 400, "more than one value"},
 	}
 	for _, tt := range tests {

@@ -22,6 +22,9 @@ var ErrNotFound = errors.New("not found")
 // answers it with 503: nothing was promised.
 var ErrStorage = errors.New("storage not writable")
 
+// ErrTooLarge is returned for a change too large to commit atomically.
+var ErrTooLarge = errors.New("too large to store in one atomic write: split it into smaller requests")
+
 // store is the Badger database and its single writer. Every change goes
 // through the writer as an op; the writer puts every op that is waiting
 // into one transaction and syncs the log once for the whole group, so
@@ -68,10 +71,10 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 		WithSyncWrites(false).
 		WithDetectConflicts(false).
 		WithLogger(badgerLogger{log}).
-		WithMemTableSize(32 << 20).
-		WithNumMemtables(3).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
 		WithValueThreshold(4 << 10).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
@@ -254,8 +257,8 @@ func (s *store) commitSome(ops []*op) int {
 			if taken > 0 && (bytes+w.bytes > s.maxBytes || count+int64(len(w.writes)) > s.maxCount) {
 				break // commit what we have; this op starts the next group
 			}
-			if w.bytes > s.maxBytes || int64(len(w.writes)) > s.maxCount {
-				err = fmt.Errorf("change too large for one transaction (%d bytes)", w.bytes)
+			if w.bytes > 2*s.maxBytes || int64(len(w.writes)) > 2*s.maxCount {
+				err = fmt.Errorf("%w (%d bytes, %d writes)", ErrTooLarge, w.bytes, len(w.writes))
 			} else {
 				err = w.apply()
 			}
