@@ -39,6 +39,7 @@ type Engine struct {
 	cfg     atomic.Pointer[config.Config]
 	log     *slog.Logger
 	http    *httpSender
+	command Sender
 	metrics *metrics
 	sched   *scheduler
 	stop    context.CancelFunc
@@ -60,7 +61,7 @@ func Open(cfg *config.Config, opts Options) (*Engine, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent), bg: make(chan struct{})}
+	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent), command: newCommandSender(), bg: make(chan struct{})}
 	e.cfg.Store(cfg)
 	e.metrics = newMetrics(reg, e)
 	e.sched = newScheduler(e)
@@ -115,6 +116,15 @@ func (e *Engine) QueueDepth() int64 { return e.store.queueDepth() }
 
 func (e *Engine) webhook(id string) *config.Webhook { return e.cfg.Load().Webhook(id) }
 
+// senderFor picks the sender of a webhook's type.
+func (e *Engine) senderFor(wh *config.Webhook) Sender {
+	switch wh.Type {
+	case config.TypeCommand:
+		return e.command
+	}
+	return e.http
+}
+
 // attempt makes one scheduled attempt at the delivery behind a due-index
 // entry. A stale entry (the delivery moved on since it was read) is
 // skipped. Attempts cut short by shutdown are not recorded: the delivery
@@ -150,7 +160,7 @@ func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manua
 		return outcome{permanent: true, attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
 	}
 	m := &Message{Delivery: rec.ID, Webhook: wh, EventType: rec.EventType, Body: body, N: rec.Tries + 1, Manual: manual}
-	oc := e.http.send(ctx, m)
+	oc := e.senderFor(wh).send(ctx, m)
 	e.metrics.attempted(wh.ID, oc)
 	if !oc.ok {
 		e.log.Warn("attempt failed", "webhook", wh.ID, "delivery", rec.ID, "attempt", m.N,
