@@ -35,6 +35,7 @@ const (
 	DefaultMaxBackoff       = time.Hour
 	DefaultBatchWindow      = time.Minute
 	DefaultBatchMax         = 100
+	DefaultNoticeWindow     = time.Minute
 )
 
 // Config is one loaded, expanded and validated configuration. It is never
@@ -75,6 +76,9 @@ type Notify struct {
 	Secrets []Secret
 	Command []string
 	Timeout time.Duration
+	// Window coalesces the notices of one webhook: the first failure
+	// opens it, and one notice lists every failure until it closes.
+	Window time.Duration
 }
 
 // Header is one custom request header. Secret is true when its value must

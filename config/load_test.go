@@ -323,6 +323,7 @@ notify:
   url: https://ops.example.com/failures
   headers: {X-Team: ops}
   timeout: 5s
+  window: 30s
 events:
   - {name: Invoice Paid, code: Invoice_Post_Paid, batched: true}
 webhooks:
@@ -367,7 +368,7 @@ webhooks:
 		fmt.Sprint("/run/test/sidehook.sock 127.0.0.1:0 ", filepath.Join(dir, "state"), " 48h0m0s"); got != want {
 		t.Errorf("top level: got %q, want %q", got, want)
 	}
-	wantNotify := &Notify{URL: "https://ops.example.com/failures", Headers: []Header{{Name: "X-Team", Value: "ops"}}, Timeout: 5 * time.Second}
+	wantNotify := &Notify{URL: "https://ops.example.com/failures", Headers: []Header{{Name: "X-Team", Value: "ops"}}, Timeout: 5 * time.Second, Window: 30 * time.Second}
 	if !reflect.DeepEqual(cfg.Notify, wantNotify) {
 		t.Errorf("notify:\n got %+v\nwant %+v", cfg.Notify, wantNotify)
 	}
@@ -397,7 +398,7 @@ webhooks:
 		Batch:           &Batch{Window: time.Minute, Max: 10},
 		Enabled:         false,
 		Handshake:       true,
-		Pos:             Pos{File: path, Line: 13, Col: 5},
+		Pos:             Pos{File: path, Line: 14, Col: 5},
 	}
 	if !reflect.DeepEqual(w, want) {
 		t.Errorf("webhook full:\n got %+v\nwant %+v", w, want)

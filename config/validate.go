@@ -622,11 +622,11 @@ func unwrapPathError(err error) error {
 
 // notify reads the top-level notify block.
 func (d *decoder) notify(n *yaml.Node, path string) *Notify {
-	m, ok := d.mapping(n, path, "url", "headers", "secret", "secrets", "command", "timeout")
+	m, ok := d.mapping(n, path, "url", "headers", "secret", "secrets", "command", "timeout", "window")
 	if !ok {
 		return nil
 	}
-	no := &Notify{Timeout: DefaultTimeout}
+	no := &Notify{Timeout: DefaultTimeout, Window: DefaultNoticeWindow}
 	u, c := m.get("url"), m.get("command")
 	switch {
 	case u != nil && c != nil:
@@ -645,6 +645,11 @@ func (d *decoder) notify(n *yaml.Node, path string) *Notify {
 	if v := m.get("timeout"); v != nil {
 		if t, ok := d.positive(v, join(path, "timeout")); ok {
 			no.Timeout = t
+		}
+	}
+	if v := m.get("window"); v != nil {
+		if t, ok := d.positive(v, join(path, "window")); ok {
+			no.Window = t
 		}
 	}
 	return no

@@ -40,6 +40,7 @@ type Engine struct {
 	log     *slog.Logger
 	http    *httpSender
 	command Sender
+	notify  atomic.Pointer[config.Webhook]
 	metrics *metrics
 	sched   *scheduler
 	stop    context.CancelFunc
@@ -63,6 +64,7 @@ func Open(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent), command: newCommandSender(), bg: make(chan struct{})}
 	e.cfg.Store(cfg)
+	e.notify.Store(notifyHook(cfg))
 	e.metrics = newMetrics(reg, e)
 	e.sched = newScheduler(e)
 	s.onQueue = e.sched.queued
@@ -85,6 +87,7 @@ func (e *Engine) Start() error {
 // SetConfig makes cfg the configuration every later ingest and attempt
 // follows. Queued deliveries follow the new definition of their webhook.
 func (e *Engine) SetConfig(cfg *config.Config) {
+	e.notify.Store(notifyHook(cfg))
 	e.cfg.Store(cfg)
 	e.sched.configChanged(cfg)
 }
@@ -114,7 +117,14 @@ func (e *Engine) Counts(webhook string) Counts { return e.store.countsFor(webhoo
 // QueueDepth returns the number of queued deliveries.
 func (e *Engine) QueueDepth() int64 { return e.store.queueDepth() }
 
-func (e *Engine) webhook(id string) *config.Webhook { return e.cfg.Load().Webhook(id) }
+// webhook returns the current definition of a webhook, the notify target
+// for NotifyWebhook, or nil.
+func (e *Engine) webhook(id string) *config.Webhook {
+	if id == NotifyWebhook {
+		return e.notify.Load()
+	}
+	return e.cfg.Load().Webhook(id)
+}
 
 // senderFor picks the sender of a webhook's type.
 func (e *Engine) senderFor(wh *config.Webhook) Sender {
@@ -190,6 +200,9 @@ func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) {
 		}
 		rec = r
 		final = stageOutcome(w, r, wh, oc)
+		if final == StatusFailure && !oc.attempt.Manual && wh != nil && wh.NotifyOnFailure && wh.ID != NotifyWebhook {
+			return e.stageNotice(w, r)
+		}
 		return nil
 	})
 	if err != nil {
@@ -216,7 +229,7 @@ func (e *Engine) seal(id string) error {
 		}
 		rec.Sealed = true
 		w.setJSON(kDelivery(id), rec)
-		ok2 := kOpen(rec.Webhook, rec.EventType)
+		ok2 := kOpen(rec.Webhook, rec.EventType+rec.Group)
 		if ob, open := w.openBatch(ok2); open && ob.Delivery == id {
 			w.setOpenBatch(ok2, nil)
 		}
@@ -253,6 +266,9 @@ func (e *Engine) body(rec *record, contentType string) ([]byte, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events of %s: %w", rec.ID, err)
+	}
+	if rec.Webhook == NotifyWebhook {
+		return encodeNotice(data)
 	}
 	return encodeBody(contentType, rec.Batch, data)
 }

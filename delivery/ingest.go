@@ -88,7 +88,7 @@ func (e *Engine) stageEvent(w *wtx, cfg *config.Config, ev Incoming) Accepted {
 		if !wh.Subscribes(ev.Type.Code) {
 			continue
 		}
-		p := stageDelivery(w, e.store.ids, wh, ev.Type, id)
+		p := stageDelivery(w, e.store.ids, wh, ev.Type, "", id)
 		acc.Deliveries = append(acc.Deliveries, p)
 		ids = append(ids, p.ID)
 	}
@@ -99,16 +99,16 @@ func (e *Engine) stageEvent(w *wtx, cfg *config.Config, ev Incoming) Accepted {
 	return acc
 }
 
-// stageDelivery puts an event into the webhook's open batch, or opens a
-// new delivery for it.
-func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, eventID string) Planned {
+// stageDelivery puts an event into the webhook's open batch for its type
+// (and group), or opens a new delivery for it.
+func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, group, eventID string) Planned {
 	batch, batched := wh.BatchFor(et)
 	if !batched {
 		rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(wh.Delay), false, eventID)
 		w.set(kMember(rec.ID, eventID), nil)
 		return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 	}
-	ok := kOpen(wh.ID, et.Code)
+	ok := kOpen(wh.ID, et.Code+group)
 	if ob, open := w.openBatch(ok); open && w.now.Before(ob.Closes) && ob.Count < ob.Max {
 		var rec record
 		if found, err := w.getJSON(kDelivery(ob.Delivery), &rec); err == nil && found && rec.Status == StatusInQueue && !rec.Sealed {
@@ -133,6 +133,10 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 	}
 	rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(batch.Window+wh.Delay), true, "")
 	w.set(kMember(rec.ID, eventID), nil)
+	if group != "" {
+		rec.Group = group
+		w.setJSON(kDelivery(rec.ID), rec)
+	}
 	if batch.Max <= 1 {
 		rec.Sealed = true
 		w.setJSON(kDelivery(rec.ID), rec)

@@ -69,8 +69,11 @@ type record struct {
 	Sealed bool `json:"sl,omitempty"`
 	// Events counts the members. Event is the only member of a delivery
 	// that is not a batch, kept here to spare a scan on the hot path.
-	Events     int        `json:"n"`
-	Event      string     `json:"e,omitempty"`
+	Events int    `json:"n"`
+	Event  string `json:"e,omitempty"`
+	// Group further splits the batches of a webhook and event type: the
+	// failure notices of each webhook are coalesced apart.
+	Group      string     `json:"g,omitempty"`
 	FinishedAt *time.Time `json:"f,omitempty"`
 	LastAt     *time.Time `json:"la,omitempty"`
 	LastCode   int        `json:"lc,omitempty"`
