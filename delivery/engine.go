@@ -31,7 +31,13 @@ type Options struct {
 	UserAgent string
 	// Registerer receives the engine's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
+	// MinFree is the disk space kept in reserve (see DefaultMinFree);
+	// negative turns the guard off.
+	MinFree int64
 }
+
+// DefaultMinFree is the disk space the store keeps free by default.
+const DefaultMinFree = 128 << 20
 
 // Engine owns the store, the scheduler and the senders.
 type Engine struct {
@@ -54,7 +60,11 @@ func Open(cfg *config.Config, opts Options) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s, err := openStore(opts.Dir, log)
+	minFree := opts.MinFree
+	if minFree == 0 {
+		minFree = DefaultMinFree
+	}
+	s, err := openStore(opts.Dir, minFree, log)
 	if err != nil {
 		return nil, err
 	}

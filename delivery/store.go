@@ -13,6 +13,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned for an unknown delivery.
@@ -54,6 +55,10 @@ type store struct {
 	writeErr atomic.Pointer[error]
 	maxBytes int64
 	maxCount int64
+
+	// dir and minFree guard the disk: see spaceLeft.
+	dir     string
+	minFree int64
 }
 
 // op is one atomic change: fn stages writes on a wtx, which are applied
@@ -82,7 +87,7 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 		WithMetricsEnabled(false)
 }
 
-func openStore(dir string, log *slog.Logger) (*store, error) {
+func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 	db, err := badger.Open(storeOptions(dir, log))
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w (is another sidehook running on this data directory?)", dir, err)
@@ -98,6 +103,8 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 		onQueue:  func(string, time.Time) {},
 		maxBytes: db.MaxBatchSize() / 2,
 		maxCount: db.MaxBatchCount() / 2,
+		dir:      dir,
+		minFree:  minFree,
 	}
 	if err := s.load(); err != nil {
 		db.Close()
@@ -250,7 +257,15 @@ func (s *store) commitSome(ops []*op) int {
 		wantSync            bool
 	)
 	now := time.Now()
+	free := s.freeSpace()
+	var spaceErr error
 	for _, o := range ops {
+		if err := s.checkSpace(free, o.sync); err != nil {
+			taken++
+			opErrs[o] = err
+			spaceErr = err
+			continue
+		}
 		w := &wtx{s: s, txn: txn, g: g, now: now, staged: map[string]int{}}
 		err := o.fn(w)
 		if err == nil {
@@ -277,6 +292,10 @@ func (s *store) commitSome(ops []*op) int {
 	if len(applied) > 0 {
 		s.writeCounts(txn, g)
 	}
+	if spaceErr != nil {
+		s.writeErr.Store(&spaceErr)
+		s.log.Error("store refused writes", "err", spaceErr)
+	}
 	var err error
 	committed := false
 	if len(applied) > 0 {
@@ -293,7 +312,7 @@ func (s *store) commitSome(ops []*op) int {
 		if err != nil {
 			s.writeErr.Store(&err)
 			s.log.Error("store write failed", "err", err, "ops", len(applied))
-		} else {
+		} else if spaceErr == nil {
 			s.writeErr.Store(nil)
 		}
 		// A failed sync still committed to the log: memory follows the
@@ -315,6 +334,51 @@ func (s *store) commitSome(ops []*op) int {
 		}
 	}
 	return int(taken)
+}
+
+// freeSpace returns the bytes available to sidehook on the store's
+// filesystem, or -1 when it cannot tell.
+func (s *store) freeSpace() int64 {
+	if s.minFree <= 0 {
+		return -1
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.dir, &st); err != nil {
+		return -1
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// checkSpace refuses a write when the disk is nearly full. Badger writes
+// through memory-mapped files, where a full disk is a crash (SIGBUS), not
+// an error; so sidehook keeps minFree in reserve: new events are refused
+// (503) below it, while the records of attempts and expiry, which keep
+// deliveries going out and free space, may use three quarters of it.
+func (s *store) checkSpace(free int64, sync bool) error {
+	if free < 0 {
+		return nil
+	}
+	need := s.minFree
+	if !sync {
+		need /= 4
+	}
+	if free >= need {
+		return nil
+	}
+	return fmt.Errorf("%w: disk nearly full: %s free in %s, below the reserve of %s (min_free_space); free some space and sidehook resumes on its own",
+		ErrStorage, humanBytes(free), s.dir, humanBytes(need))
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func (s *store) writeCounts(txn *badger.Txn, g *groupState) {
