@@ -36,6 +36,8 @@ const (
 	DefaultBatchWindow      = time.Minute
 	DefaultBatchMax         = 100
 	DefaultNoticeWindow     = time.Minute
+	DefaultCircuitFailures  = 10
+	DefaultCircuitProbe     = 30 * time.Second
 )
 
 // Config is one loaded, expanded and validated configuration. It is never
@@ -102,6 +104,14 @@ type Retry struct {
 	MaxBackoff time.Duration
 }
 
+// Circuit pauses a webhook after a run of failed attempts: its deliveries
+// stay queued, one probe attempt is made every Probe (doubling up to an
+// hour), and the first success resumes it.
+type Circuit struct {
+	Failures int
+	Probe    time.Duration
+}
+
 // Batch groups events for one webhook into a single request.
 type Batch struct {
 	Window time.Duration
@@ -142,6 +152,8 @@ type Webhook struct {
 	Batch    *Batch
 	BatchOff bool
 	Enabled  bool
+	// Circuit is the webhook's circuit breaker; nil means off.
+	Circuit *Circuit
 	// Handshake asks for LeadSquared's handshake when the webhook is
 	// loaded: a HEAD request to URL, as sidehook ping sends, to check
 	// that the receiver answers. Only for type http.

@@ -27,7 +27,7 @@ func webhookKeys() []string {
 		"id", "description", "type", "events", "event", "url", "content_type",
 		"delay", "headers", "secret", "secrets", "notify_on_failure", "timeout",
 		"concurrency", "success_status", "retry", "batch", "enabled", "command",
-		"env", "workdir", "handshake",
+		"env", "workdir", "handshake", "circuit",
 	}
 }
 
@@ -117,6 +117,9 @@ func (d *decoder) webhook(n *yaml.Node, path string, cat *Catalog, haveNotify bo
 		if b, ok := d.bool(v, at("enabled")); ok {
 			w.Enabled = b
 		}
+	}
+	if v := m.get("circuit"); v != nil {
+		w.Circuit = d.circuit(v, at("circuit"))
 	}
 	if v := m.get("handshake"); v != nil {
 		w.Handshake, _ = d.bool(v, at("handshake"))
@@ -472,6 +475,30 @@ func (d *decoder) retry(n *yaml.Node, path string, r *Retry) {
 	default:
 		d.errorf(m.get("backoff"), join(path, "backoff"), "is more than the default max_backoff %s; lower it or set max_backoff (got %s)", short(r.MaxBackoff), short(r.Backoff))
 	}
+}
+
+// circuit reads a webhook's circuit breaker: {failures, probe}.
+func (d *decoder) circuit(n *yaml.Node, path string) *Circuit {
+	m, ok := d.mapping(n, path, "failures", "probe")
+	if !ok {
+		return nil
+	}
+	c := &Circuit{Failures: DefaultCircuitFailures, Probe: DefaultCircuitProbe}
+	if v := m.get("failures"); v != nil {
+		if f, ok := d.int(v, join(path, "failures")); ok {
+			if f < 1 {
+				d.errorf(v, join(path, "failures"), "must be at least 1 (got %d); leave circuit out to turn it off", f)
+			} else {
+				c.Failures = f
+			}
+		}
+	}
+	if v := m.get("probe"); v != nil {
+		if t, ok := d.positive(v, join(path, "probe")); ok {
+			c.Probe = t
+		}
+	}
+	return c
 }
 
 // short formats a duration without zero units: 1h, not 1h0m0s.

@@ -54,6 +54,7 @@ type eventIn struct {
 
 func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		d.metrics.reject(rejectMediaType)
 		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		return
 	}
@@ -61,29 +62,40 @@ func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			d.metrics.reject(rejectTooLarge)
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", d.maxBody))
 			return
 		}
+		d.metrics.reject(rejectMalformed)
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
 	cfg := d.cfg.Load()
 	events, isArray, err := decodeEvents(body, cfg.Catalog)
 	if errors.Is(err, errTooMany) {
+		d.metrics.reject(rejectTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 		return
 	}
 	if err != nil {
+		var unknown unknownEventError
+		if errors.As(err, &unknown) {
+			d.metrics.reject(rejectUnknownEvent)
+		} else {
+			d.metrics.reject(rejectMalformed)
+		}
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	accepted, err := d.engine.Ingest(r.Context(), events)
 	if errors.Is(err, delivery.ErrTooLarge) {
+		d.metrics.reject(rejectTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events: %v", len(events), err))
 		return
 	}
 	if err != nil {
 		d.log.Error("ingest", "err", err)
+		d.metrics.reject(rejectStorage)
 		writeError(w, http.StatusServiceUnavailable, "events not stored: "+err.Error()+" (nothing was written; retry later)")
 		return
 	}
@@ -95,6 +107,11 @@ func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 var errTooMany = errors.New("too many events")
+
+// unknownEventError is an event name the catalog does not know.
+type unknownEventError string
+
+func (e unknownEventError) Error() string { return string(e) }
 
 // decodeEvents reads one event object or an array of them, checking each
 // against the catalog; any problem rejects the whole request.
@@ -124,7 +141,7 @@ func decodeEvents(body []byte, cat *config.Catalog) ([]delivery.Incoming, bool, 
 	for i, raw := range raws {
 		ev, err := decodeEvent(raw, cat)
 		if err != nil {
-			return nil, true, fmt.Errorf("event [%d]: %v (nothing was accepted)", i, err)
+			return nil, true, fmt.Errorf("event [%d]: %w (nothing was accepted)", i, err)
 		}
 		events[i] = ev
 	}
@@ -152,7 +169,7 @@ func decodeEvent(raw []byte, cat *config.Catalog) (delivery.Incoming, error) {
 	}
 	et, ok := cat.Lookup(*in.Event)
 	if !ok {
-		return delivery.Incoming{}, errors.New(cat.UnknownEventError(*in.Event))
+		return delivery.Incoming{}, unknownEventError(cat.UnknownEventError(*in.Event))
 	}
 	return delivery.Incoming{Type: et, Key: in.ID, Data: in.Data}, nil
 }
@@ -172,6 +189,9 @@ type webhookOut struct {
 	Enabled     bool            `json:"enabled"`
 	Counts      delivery.Counts `json:"counts"`
 	Command     []string        `json:"command,omitempty"`
+	// Handshake is the last handshake of a webhook with handshake: true
+	// (null until it answers, and for the others).
+	Handshake *handshakeOut `json:"handshake"`
 }
 
 func (d *Daemon) getWebhooks(w http.ResponseWriter, r *http.Request) {
@@ -193,6 +213,7 @@ func (d *Daemon) getWebhooks(w http.ResponseWriter, r *http.Request) {
 			Enabled:     wh.Enabled,
 			Counts:      d.engine.Counts(wh.ID),
 			Command:     wh.Command,
+			Handshake:   d.handshake(wh),
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out, "config_error": d.configErr.Load()})

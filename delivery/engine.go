@@ -149,23 +149,24 @@ func (e *Engine) senderFor(wh *config.Webhook) Sender {
 // entry. A stale entry (the delivery moved on since it was read) is
 // skipped. Attempts cut short by shutdown are not recorded: the delivery
 // stays queued and is tried again at the next start.
-func (e *Engine) attempt(ctx context.Context, id string, due time.Time) {
+func (e *Engine) attempt(ctx context.Context, id string, due time.Time) (outcome, bool) {
 	rec, err := e.readRecord(id)
 	if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
-		return
+		return outcome{}, false
 	}
 	wh := e.webhook(rec.Webhook)
 	if wh == nil {
 		at := time.Now()
 		e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
 			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}})
-		return
+		return outcome{}, false
 	}
 	oc := e.try(ctx, rec, wh, false)
 	if ctx.Err() != nil && !oc.ok {
-		return
+		return outcome{}, false
 	}
 	e.finish(id, wh, oc)
+	return oc, !oc.permanent
 }
 
 // try builds the body of a delivery and sends it once.
@@ -299,6 +300,9 @@ func (e *Engine) Retry(ctx context.Context, id string) (Delivery, error) {
 	}
 	oc := e.try(ctx, rec, wh, true)
 	e.finish(id, wh, oc)
+	if !oc.permanent {
+		e.sched.dispatcher(wh.ID).observe(wh, oc)
+	}
 	return e.Get(id)
 }
 

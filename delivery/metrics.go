@@ -12,6 +12,7 @@ type metrics struct {
 	deliveriesFinished *prometheus.CounterVec
 	attempts           *prometheus.CounterVec
 	attemptSeconds     *prometheus.HistogramVec
+	circuitOpen        *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
@@ -34,7 +35,11 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"webhook"}),
 	}
-	reg.MustRegister(m.eventsAccepted, m.deliveriesFinished, m.attempts, m.attemptSeconds,
+	m.circuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sidehook_circuit_open",
+		Help: "1 while a webhook's circuit breaker holds its deliveries, else 0.",
+	}, []string{"webhook"})
+	reg.MustRegister(m.circuitOpen, m.eventsAccepted, m.deliveriesFinished, m.attempts, m.attemptSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sidehook_queue_depth",
 			Help: "Deliveries waiting (delay, batch window or retry).",

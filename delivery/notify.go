@@ -95,17 +95,25 @@ func (e *Engine) stageNotice(w *wtx, rec *record) error {
 			events = append(events, string(k[len(kMemberPrefix(rec.ID)):]))
 		}
 	}
-	f := Failure{
+	return e.stageNoticeFor(w, Failure{
 		Webhook: rec.Webhook, Delivery: rec.ID, EventType: rec.EventType, EventIDs: events,
 		Attempts: rec.Tries, LastStatus: rec.LastCode, LastError: rec.LastError,
 		History: "sidehook show " + rec.ID, FailedAt: w.now,
+	})
+}
+
+// stageNoticeFor queues one failure into its webhook's open notice.
+func (e *Engine) stageNoticeFor(w *wtx, f Failure) error {
+	nw := e.notify.Load()
+	if nw == nil {
+		return nil
 	}
 	data, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
 	id := e.store.ids.next("evt_", w.now)
-	p := stageDelivery(w, e.store.ids, nw, noticeType, "\x00"+rec.Webhook, id)
+	p := stageDelivery(w, e.store.ids, nw, noticeType, "\x00"+f.Webhook, id)
 	ev := event{Type: noticeType.Code, ReceivedAt: w.now, Data: data, Deliveries: []string{p.ID}, Refs: 1}
 	w.set(kEvent(id), ev.encode())
 	return nil

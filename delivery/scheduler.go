@@ -131,6 +131,7 @@ type dispatcher struct {
 	ready    []dueEntry      // read ahead, due, not yet sent
 	claimed  map[string]bool // ids in ready or in flight
 	inflight int
+	circuit  circuitState
 }
 
 type dueEntry struct {
@@ -194,6 +195,16 @@ func (d *dispatcher) dispatch() time.Time {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.circuit.open {
+		// One probe at a time, when it is due; the rest stay queued.
+		if d.inflight > 0 {
+			return time.Time{}
+		}
+		if horizon.Before(d.circuit.probeAt) {
+			return d.circuit.probeAt
+		}
+		limit = 1
+	}
 	var next time.Time
 	for d.inflight < limit {
 		if len(d.ready) == 0 {
@@ -228,7 +239,10 @@ func (d *dispatcher) dispatch() time.Time {
 
 func (d *dispatcher) attempt(en dueEntry) {
 	defer d.s.inflight.Done()
-	d.s.e.attempt(d.s.attempts, en.id, en.due)
+	oc, tried := d.s.e.attempt(d.s.attempts, en.id, en.due)
+	if tried {
+		d.observe(d.s.e.webhook(d.webhook), oc)
+	}
 	d.mu.Lock()
 	d.inflight--
 	delete(d.claimed, en.id)
