@@ -192,6 +192,8 @@ type webhookOut struct {
 	// Handshake is the last handshake of a webhook with handshake: true
 	// (null until it answers, and for the others).
 	Handshake *handshakeOut `json:"handshake"`
+	// Circuit is the webhook's circuit breaker state.
+	Circuit delivery.CircuitInfo `json:"circuit"`
 }
 
 func (d *Daemon) getWebhooks(w http.ResponseWriter, r *http.Request) {
@@ -214,6 +216,7 @@ func (d *Daemon) getWebhooks(w http.ResponseWriter, r *http.Request) {
 			Counts:      d.engine.Counts(wh.ID),
 			Command:     wh.Command,
 			Handshake:   d.handshake(wh),
+			Circuit:     d.engine.Circuit(wh),
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out, "config_error": d.configErr.Load()})
