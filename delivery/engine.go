@@ -149,24 +149,33 @@ func (e *Engine) senderFor(wh *config.Webhook) Sender {
 // entry. A stale entry (the delivery moved on since it was read) is
 // skipped. Attempts cut short by shutdown are not recorded: the delivery
 // stays queued and is tried again at the next start.
-func (e *Engine) attempt(ctx context.Context, id string, due time.Time) (outcome, bool) {
+func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptResult {
 	rec, err := e.readRecord(id)
 	if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
-		return outcome{}, false
+		return attemptResult{unrecorded: err != nil}
 	}
 	wh := e.webhook(rec.Webhook)
 	if wh == nil {
 		at := time.Now()
-		e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
+		err := e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
 			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}})
-		return outcome{}, false
+		return attemptResult{unrecorded: err != nil}
 	}
 	oc := e.try(ctx, rec, wh, false)
 	if ctx.Err() != nil && !oc.ok {
-		return outcome{}, false
+		return attemptResult{}
 	}
-	e.finish(id, wh, oc)
-	return oc, !oc.permanent
+	err = e.finish(id, wh, oc)
+	return attemptResult{oc: oc, tried: !oc.permanent, unrecorded: err != nil}
+}
+
+// attemptResult tells the dispatcher what came of an attempt: the outcome
+// for the circuit breaker, and whether the store failed to record it (the
+// delivery is then still due, behind the dispatcher's cursor).
+type attemptResult struct {
+	oc         outcome
+	tried      bool
+	unrecorded bool
 }
 
 // try builds the body of a delivery and sends it once.
@@ -201,7 +210,7 @@ func statusOf(oc outcome) int {
 
 // finish records an attempt's outcome in one unsynced transaction: losing
 // it to a crash only repeats the attempt, it never loses the delivery.
-func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) {
+func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) error {
 	var final Status
 	var rec *record
 	err := e.store.do(context.Background(), false, func(w *wtx) error {
@@ -218,10 +227,10 @@ func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) {
 	})
 	if err != nil {
 		e.log.Error("record attempt", "delivery", id, "err", err)
-		return
+		return err
 	}
 	if rec == nil {
-		return
+		return nil
 	}
 	if final != StatusInQueue {
 		e.metrics.finished(rec.Webhook, final)
@@ -229,6 +238,7 @@ func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) {
 	if final == StatusFailure && !oc.attempt.Manual {
 		e.log.Error("delivery failed", "webhook", rec.Webhook, "delivery", id, "attempt", rec.Tries, "err", rec.LastError)
 	}
+	return nil
 }
 
 // seal closes a batch to new members before it is read for sending.

@@ -21,10 +21,13 @@ type receiver struct {
 	got  chan received
 	// answer decides the status of the n-th request (from 1).
 	answer func(n int, w http.ResponseWriter) int
+	// reply, when set, gives the body of the n-th answer.
+	reply func(n int) string
 }
 
 type received struct {
 	at     time.Time
+	method string
 	query  string
 	header http.Header
 	body   string
@@ -32,10 +35,16 @@ type received struct {
 
 func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter) int) *receiver {
 	t.Helper()
-	rc := &receiver{got: make(chan received, 10000), answer: answer}
+	return newReplyingReceiver(t, answer, nil)
+}
+
+// newReplyingReceiver is newReceiver whose answers carry reply(n) as body.
+func newReplyingReceiver(t *testing.T, answer func(n int, w http.ResponseWriter) int, reply func(n int) string) *receiver {
+	t.Helper()
+	rc := &receiver{got: make(chan received, 10000), answer: answer, reply: reply}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		rq := received{at: time.Now(), query: r.URL.RawQuery, header: r.Header.Clone(), body: string(b)}
+		rq := received{at: time.Now(), method: r.Method, query: r.URL.RawQuery, header: r.Header.Clone(), body: string(b)}
 		rc.mu.Lock()
 		rc.reqs = append(rc.reqs, rq)
 		n := len(rc.reqs)
@@ -45,6 +54,9 @@ func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter) int) *r
 			status = rc.answer(n, w)
 		}
 		w.WriteHeader(status)
+		if rc.reply != nil {
+			io.WriteString(w, rc.reply(n))
+		}
 		rc.got <- rq
 	}))
 	t.Cleanup(rc.Close)

@@ -141,7 +141,12 @@ func listByEvent(txn *badger.Txn, q Query, page *Page) error {
 	default:
 		return err
 	}
-	for i := len(ids) - 1; i >= 0 && len(page.Deliveries) < q.Limit; i-- {
+	// ids are in creation order, so the cursor (the last id of the
+	// previous page) splits them even when that delivery has expired.
+	for i := len(ids) - 1; i >= 0; i-- {
+		if q.Cursor != "" && ids[i] >= q.Cursor {
+			continue
+		}
 		d, err := readDelivery(txn, ids[i], true)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -150,6 +155,11 @@ func listByEvent(txn *badger.Txn, q Query, page *Page) error {
 			return err
 		}
 		if (q.Webhook == "" || d.Webhook == q.Webhook) && (q.Status == "" || d.Status == q.Status) {
+			if len(page.Deliveries) == q.Limit {
+				last := page.Deliveries[len(page.Deliveries)-1].ID
+				page.NextCursor = &last
+				return nil
+			}
 			page.Deliveries = append(page.Deliveries, d)
 		}
 	}

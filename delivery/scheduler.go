@@ -239,14 +239,19 @@ func (d *dispatcher) dispatch() time.Time {
 
 func (d *dispatcher) attempt(en dueEntry) {
 	defer d.s.inflight.Done()
-	oc, tried := d.s.e.attempt(d.s.attempts, en.id, en.due)
-	if tried {
-		d.observe(d.s.e.webhook(d.webhook), oc)
+	res := d.s.e.attempt(d.s.attempts, en.id, en.due)
+	if res.tried {
+		d.observe(d.s.e.webhook(d.webhook), res.oc)
 	}
 	d.mu.Lock()
 	d.inflight--
 	delete(d.claimed, en.id)
 	d.mu.Unlock()
+	if res.unrecorded {
+		// The store refused the outcome: the entry is still due but
+		// behind the cursor. Read it again after a pause.
+		time.AfterFunc(time.Second, func() { d.rewind(en.key) })
+	}
 	d.poke()
 }
 

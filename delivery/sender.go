@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sidehook/sidehook/config"
 )
@@ -162,7 +163,7 @@ func (s *httpSender) send(ctx context.Context, m *Message) outcome {
 func readLimited(r io.Reader, limit int64) ([]byte, bool, error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if int64(len(b)) > limit {
-		return b[:limit], true, nil
+		return trimPartialRune(b[:limit]), true, nil
 	}
 	return b, false, err
 }
@@ -254,4 +255,19 @@ func (e *Engine) Ping(ctx context.Context, wh *config.Webhook) PingResult {
 	resp.Body.Close()
 	res.Status = resp.StatusCode
 	return res
+}
+
+// trimPartialRune drops a multi-byte UTF-8 character that the limit cut
+// in two, so that history keeps a prefix of what was received rather than
+// a replacement character that was never sent.
+func trimPartialRune(b []byte) []byte {
+	for i := 1; i <= utf8.UTFMax && i <= len(b); i++ {
+		if utf8.RuneStart(b[len(b)-i]) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			break
+		}
+	}
+	return b
 }

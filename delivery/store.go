@@ -272,7 +272,12 @@ func (s *store) commitSome(ops []*op) int {
 			if taken > 0 && (bytes+w.bytes > s.maxBytes || count+int64(len(w.writes)) > s.maxCount) {
 				break // commit what we have; this op starts the next group
 			}
-			if w.bytes > 2*s.maxBytes || int64(len(w.writes)) > 2*s.maxCount {
+			// Alone, an op may fill the transaction, but Badger keeps one
+			// entry for its commit marker and refuses the entry that
+			// reaches MaxBatchCount, and writeCounts adds a key per
+			// webhook and status the op changed.
+			room := s.db.MaxBatchCount() - 2 - int64(3*len(w.counts))
+			if w.bytes > 2*s.maxBytes || int64(len(w.writes)) > room {
 				err = fmt.Errorf("%w (%d bytes, %d writes)", ErrTooLarge, w.bytes, len(w.writes))
 			} else {
 				err = w.apply()

@@ -1,0 +1,241 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestHistory_ListPagesNewestFirst(t *testing.T) {
+	wh := hook("later", "http://127.0.0.1:1/never", "Lead_Post_Create")
+	wh.Delay = time.Hour
+	e := openEngine(t, t.TempDir(), testConfig(wh))
+
+	var all []string
+	for i := range 7 {
+		acc := ingest(t, e, "Lead Creation", "", fmt.Sprintf(`{"i":%d}`, i))
+		all = append(all, acc.Deliveries[0].ID)
+	}
+	slices.Reverse(all) // newest first
+
+	for _, q := range []Query{{Limit: 3}, {Limit: 3, Webhook: "later"}, {Limit: 3, Status: StatusInQueue}, {Limit: 3, Webhook: "later", Status: StatusInQueue}} {
+		t.Run(fmt.Sprintf("%+v", q), func(t *testing.T) {
+			var got []string
+			var sizes []int
+			for page := 0; ; page++ {
+				if page > 5 {
+					t.Fatal("paging does not end")
+				}
+				p, err := e.List(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sizes = append(sizes, len(p.Deliveries))
+				got = append(got, ids(p.Deliveries)...)
+				if p.NextCursor == nil {
+					break
+				}
+				if last := p.Deliveries[len(p.Deliveries)-1].ID; *p.NextCursor != last {
+					t.Errorf("next_cursor = %q, want the last id of the page %q", *p.NextCursor, last)
+				}
+				q.Cursor = *p.NextCursor
+			}
+			if !slices.Equal(sizes, []int{3, 3, 1}) {
+				t.Errorf("page sizes = %v, want [3 3 1]", sizes)
+			}
+			if !sameIDs(got, all) {
+				t.Errorf("ids = %v\nwant %v (newest first)", got, all)
+			}
+		})
+	}
+
+	t.Run("exact multiple has no extra page", func(t *testing.T) {
+		p, err := e.List(Query{Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Deliveries) != 7 || p.NextCursor != nil {
+			t.Errorf("got %d deliveries, next_cursor %v; want 7 and nil", len(p.Deliveries), p.NextCursor)
+		}
+	})
+}
+
+func TestHistory_Filters(t *testing.T) {
+	good := newReceiver(t, nil)
+	bad := newReceiver(t, statuses(500))
+	ok := hook("ok", good.URL, "Lead_Post_Create")
+	ko := hook("ko", bad.URL, "Lead_Post_Create")
+	ko.Retry.Attempts = 1
+	wait := hook("ok-later", good.URL, "Lead_Post_Update") // "ok" is a prefix of its id
+	wait.Delay = time.Hour
+	e := openEngine(t, t.TempDir(), testConfig(ok, ko, wait))
+
+	first := ingest(t, e, "Lead Creation", "key-1", `{"n":1}`)
+	second := ingest(t, e, "Lead Creation", "key-2", `{"n":2}`)
+	queued := ingest(t, e, "Lead Update", "", `{"n":3}`)
+	for _, acc := range []Accepted{first, second} {
+		for _, p := range acc.Deliveries {
+			waitFinished(t, e, p.ID)
+		}
+	}
+	byHook := func(acc Accepted, webhook string) string {
+		for _, p := range acc.Deliveries {
+			if p.Webhook == webhook {
+				return p.ID
+			}
+		}
+		t.Fatalf("no delivery for %s in %+v", webhook, acc)
+		return ""
+	}
+
+	for _, tc := range []struct {
+		name string
+		q    Query
+		want []string
+	}{
+		{"success", Query{Status: StatusSuccess}, []string{byHook(second, "ok"), byHook(first, "ok")}},
+		{"failure", Query{Status: StatusFailure}, []string{byHook(second, "ko"), byHook(first, "ko")}},
+		{"in queue", Query{Status: StatusInQueue}, []string{queued.Deliveries[0].ID}},
+		{"webhook", Query{Webhook: "ok"}, []string{byHook(second, "ok"), byHook(first, "ok")}},
+		{"other webhook", Query{Webhook: "ok-later"}, []string{queued.Deliveries[0].ID}},
+		{"webhook and status", Query{Webhook: "ko", Status: StatusFailure}, []string{byHook(second, "ko"), byHook(first, "ko")}},
+		{"webhook and other status", Query{Webhook: "ko", Status: StatusSuccess}, nil},
+		{"event id", Query{Event: first.ID}, []string{byHook(first, "ko"), byHook(first, "ok")}},
+		{"idempotency key", Query{Event: "key-2"}, []string{byHook(second, "ko"), byHook(second, "ok")}},
+		{"event and webhook", Query{Event: first.ID, Webhook: "ok"}, []string{byHook(first, "ok")}},
+		{"event and status", Query{Event: "key-1", Status: StatusFailure}, []string{byHook(first, "ko")}},
+		{"unknown event", Query{Event: "evt_nope"}, nil},
+		{"unknown webhook", Query{Webhook: "nope"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := e.List(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(p.Deliveries); !sameIDs(got, tc.want) {
+				t.Errorf("List(%+v) = %v, want %v", tc.q, got, tc.want)
+			}
+			if p.Deliveries == nil {
+				t.Error("deliveries is nil, want an empty list (JSON [])")
+			}
+			for _, d := range p.Deliveries {
+				if tc.q.Status != "" && d.Status != tc.q.Status || tc.q.Webhook != "" && d.Webhook != tc.q.Webhook {
+					t.Errorf("delivery %s (%s, %s) does not match %+v", d.ID, d.Webhook, d.Status, tc.q)
+				}
+			}
+		})
+	}
+}
+
+func TestHistory_BadCursorAndUnknownDelivery(t *testing.T) {
+	e := openEngine(t, t.TempDir(), testConfig())
+	for _, c := range []string{"garbage", "dlv_", "evt_00000000000000000000000000", "dlv_!!!!!!!!!!!!!!!!!!!!!!!!!!"} {
+		if _, err := e.List(Query{Cursor: c}); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("List(cursor %q) error = %v, want ErrBadCursor", c, err)
+		}
+	}
+	if _, err := e.Get("dlv_00000000000000000000000000"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(unknown) error = %v, want ErrNotFound", err)
+	}
+	if _, err := e.Get("nonsense"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(nonsense) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestHistory_AttemptRecordsRequestAndResponse(t *testing.T) {
+	rc := newReplyingReceiver(t, func(n int, w http.ResponseWriter) int {
+		w.Header().Set("X-Request-Id", "r-42")
+		w.Header().Set("Content-Type", "application/json")
+		return http.StatusAccepted
+	}, func(int) string { return `{"queued":true}` })
+	wh := hook("rec", rc.URL+"/in?k=v", "Lead_Post_Create")
+	e := openEngine(t, t.TempDir(), testConfig(wh))
+
+	data := `{"ProspectID":"4711"}`
+	before := time.Now()
+	acc := ingest(t, e, "Lead Creation", "", data)
+	d := waitStatus(t, e, acc.Deliveries[0].ID, StatusSuccess)
+
+	if d.Webhook != "rec" || d.EventType != "Lead_Post_Create" || !slices.Equal(d.EventIDs, []string{acc.ID}) {
+		t.Errorf("delivery = %s/%s events %v, want rec/Lead_Post_Create [%s]", d.Webhook, d.EventType, d.EventIDs, acc.ID)
+	}
+	if len(d.Attempts) != 1 {
+		t.Fatalf("attempts = %d, want 1", len(d.Attempts))
+	}
+	a := d.Attempts[0]
+	if a.N != 1 || a.At.Before(before.Add(-time.Second)) || a.DurationMS <= 0 || a.Error != "" {
+		t.Errorf("attempt n=%d at=%v duration=%v error=%q, want n=1, a time, a duration, no error", a.N, a.At, a.DurationMS, a.Error)
+	}
+	wantURL := rc.URL + "/in?k=v&entityType=Webhook&entityId=rec&eventType=Lead_Post_Create"
+	if a.Request.URL != wantURL || a.Request.Body != data {
+		t.Errorf("request url %q body %q, want %q %q", a.Request.URL, a.Request.Body, wantURL, data)
+	}
+	if a.Request.Headers["Content-Type"] != "application/json" || a.Request.Headers["User-Agent"] != "sidehook/test" {
+		t.Errorf("request headers = %v, want Content-Type and User-Agent", a.Request.Headers)
+	}
+	r := a.Response
+	if r == nil || r.Status != 202 || r.Body != `{"queued":true}` || r.Headers["X-Request-Id"] != "r-42" || r.Truncated {
+		t.Errorf("response = %+v, want 202 with the receiver's body and headers", r)
+	}
+	if d.LastAttemptAt == nil || !d.LastAttemptAt.Equal(a.At) || d.LastStatusCode != 202 {
+		t.Errorf("summary: last at %v code %d, want %v 202", d.LastAttemptAt, d.LastStatusCode, a.At)
+	}
+	// The listing shows the same delivery with its attempts.
+	p, err := e.List(Query{})
+	if err != nil || len(p.Deliveries) != 1 || len(p.Deliveries[0].Attempts) != 1 {
+		t.Fatalf("List = %+v, %v; want the delivery with its attempt", p, err)
+	}
+}
+
+func TestHistory_RetentionExpiresFinishedOnly(t *testing.T) {
+	good := newReceiver(t, nil)
+	bad := newReceiver(t, statuses(500))
+	ok := hook("ok", good.URL, "Lead_Post_Create")
+	ko := hook("ko", bad.URL, "Lead_Post_Create")
+	ko.Retry.Attempts = 1
+	later := hook("later", good.URL, "Lead_Post_Update")
+	later.Delay = time.Hour
+	cfg := testConfig(ok, ko, later)
+	cfg.HistoryRetention = time.Millisecond
+	e := openEngine(t, t.TempDir(), cfg)
+
+	done := ingest(t, e, "Lead Creation", "gone", `{}`)
+	queued := ingest(t, e, "Lead Update", "", `{}`)
+	for _, p := range done.Deliveries {
+		waitFinished(t, e, p.ID)
+	}
+	if c := e.Counts("ok"); c != (Counts{Success: 1}) {
+		t.Fatalf("counts ok = %+v before expiry", c)
+	}
+	time.Sleep(5 * time.Millisecond)
+	e.ExpireNow(t.Context())
+
+	for _, p := range done.Deliveries {
+		if _, err := e.Get(p.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%s) after expiry: %v, want ErrNotFound", p.ID, err)
+		}
+	}
+	p, err := e.List(Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(p.Deliveries); !sameIDs(got, []string{queued.Deliveries[0].ID}) {
+		t.Errorf("List after expiry = %v, want only the queued %s", got, queued.Deliveries[0].ID)
+	}
+	for _, q := range []Query{{Status: StatusSuccess}, {Status: StatusFailure}, {Webhook: "ok"}, {Event: done.ID}} {
+		if p, _ := e.List(q); len(p.Deliveries) != 0 {
+			t.Errorf("List(%+v) after expiry = %v, want empty", q, ids(p.Deliveries))
+		}
+	}
+	for webhook, want := range map[string]Counts{"ok": {}, "ko": {}, "later": {InQueue: 1}} {
+		if c := e.Counts(webhook); c != want {
+			t.Errorf("counts %s = %+v, want %+v", webhook, c, want)
+		}
+	}
+	if d := mustGet(t, e, queued.Deliveries[0].ID); d.Status != StatusInQueue {
+		t.Errorf("queued delivery is %s, want in_queue", d.Status)
+	}
+}
