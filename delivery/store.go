@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,11 +79,11 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 		WithSyncWrites(false).
 		WithDetectConflicts(false).
 		WithLogger(badgerLogger{log}).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
-		WithValueThreshold(4 << 10).
+		WithValueThreshold(512).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None).
@@ -88,9 +91,16 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 }
 
 func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
+	if err := removeEmptyLogs(dir, log); err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(storeOptions(dir, log))
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w (is another sidehook running on this data directory?)", dir, err)
+		hint := "is the directory writable?"
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			hint = "another sidehook is running on this data directory; stop it or use another --data"
+		}
+		return nil, fmt.Errorf("open store %s: %w (%s)", dir, err, hint)
 	}
 	s := &store{
 		db:       db,
@@ -112,6 +122,36 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// removeEmptyLogs deletes zero-length write-ahead and value log files. A
+// kill between Badger creating such a file and sizing it leaves one behind
+// (dgraph-io/badger#2207), and Badger then refuses to open the store. An
+// empty file holds no data, so removing it loses nothing.
+func removeEmptyLogs(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read data directory %s: %w", dir, err)
+	}
+	for _, en := range entries {
+		name := en.Name()
+		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
+			continue
+		}
+		info, err := en.Info()
+		if err != nil || info.Size() != 0 {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove empty log file %s: %w", path, err)
+		}
+		log.Warn("removed an empty log file left by a crash", "file", path)
+	}
+	return nil
 }
 
 // load reads the small in-memory state: counts and open batches.
