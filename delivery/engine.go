@@ -72,7 +72,7 @@ func Open(cfg *config.Config, opts Options) (*Engine, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent), command: newCommandSender(), bg: make(chan struct{})}
+	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent, cfg), command: newCommandSender(), bg: make(chan struct{})}
 	e.cfg.Store(cfg)
 	e.notify.Store(notifyHook(cfg))
 	e.metrics = newMetrics(reg, e)
@@ -97,6 +97,7 @@ func (e *Engine) Start() error {
 // SetConfig makes cfg the configuration every later ingest and attempt
 // follows. Queued deliveries follow the new definition of their webhook.
 func (e *Engine) SetConfig(cfg *config.Config) {
+	e.http.setConfig(cfg)
 	e.notify.Store(notifyHook(cfg))
 	e.cfg.Store(cfg)
 	e.sched.configChanged(cfg)
@@ -249,7 +250,7 @@ func (e *Engine) seal(id string) error {
 			return err
 		}
 		rec.Sealed = true
-		w.setJSON(kDelivery(id), rec)
+		w.set(kDelivery(id), rec.encode())
 		ok2 := kOpen(rec.Webhook, rec.EventType+rec.Group)
 		if ob, open := w.openBatch(ok2); open && ob.Delivery == id {
 			w.setOpenBatch(ok2, nil)
@@ -327,7 +328,7 @@ func (e *Engine) readRecord(id string) (*record, error) {
 			return err
 		}
 		rec = &record{}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, rec) })
+		return item.Value(rec.decode)
 	})
 	return rec, err
 }

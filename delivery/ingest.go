@@ -111,7 +111,7 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 	ok := kOpen(wh.ID, et.Code+group)
 	if ob, open := w.openBatch(ok); open && w.now.Before(ob.Closes) && ob.Count < ob.Max {
 		var rec record
-		if found, err := w.getJSON(kDelivery(ob.Delivery), &rec); err == nil && found && rec.Status == StatusInQueue && !rec.Sealed {
+		if found, err := w.getRecord(ob.Delivery, &rec); err == nil && found && rec.Status == StatusInQueue && !rec.Sealed {
 			w.set(kMember(rec.ID, eventID), nil)
 			rec.Events++
 			ob.Count++
@@ -127,7 +127,7 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 			} else {
 				w.setOpenBatch(ok, &ob)
 			}
-			w.setJSON(kDelivery(rec.ID), &rec)
+			w.set(kDelivery(rec.ID), rec.encode())
 			return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 		}
 	}
@@ -135,11 +135,11 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 	w.set(kMember(rec.ID, eventID), nil)
 	if group != "" {
 		rec.Group = group
-		w.setJSON(kDelivery(rec.ID), rec)
+		w.set(kDelivery(rec.ID), rec.encode())
 	}
 	if batch.Max <= 1 {
 		rec.Sealed = true
-		w.setJSON(kDelivery(rec.ID), rec)
+		w.set(kDelivery(rec.ID), rec.encode())
 		w.setOpenBatch(ok, nil)
 	} else {
 		w.setOpenBatch(ok, &openBatch{Delivery: rec.ID, Closes: w.now.Add(batch.Window), Count: 1, Max: batch.Max})
@@ -161,7 +161,7 @@ func newRecord(w *wtx, ids *idGen, webhook, eventType string, due time.Time, bat
 		Events:    1,
 		Event:     eventID,
 	}
-	w.setJSON(kDelivery(rec.ID), rec)
+	w.set(kDelivery(rec.ID), rec.encode())
 	w.set(kWebhook(webhook, rec.ID), nil)
 	w.set(kStatus(StatusInQueue, rec.ID), nil)
 	w.set(kWebhookStatus(webhook, StatusInQueue, rec.ID), nil)

@@ -55,33 +55,33 @@ type Delivery struct {
 	Attempts []Attempt `json:"attempts"`
 }
 
-// record is a delivery as stored: the summary without its attempts or
-// members, which live under their own keys.
+// record is a delivery as stored (see codec.go): the summary without its
+// attempts or members, which live under their own keys.
 type record struct {
-	ID        string    `json:"id"`
-	Webhook   string    `json:"w"`
-	EventType string    `json:"t"`
-	Status    Status    `json:"s"`
-	CreatedAt time.Time `json:"c"`
-	DueAt     time.Time `json:"d"`
+	ID        string
+	Webhook   string
+	EventType string
+	Status    Status
+	CreatedAt time.Time
+	DueAt     time.Time
 	// Batch is true when other events may still join (until Sealed).
-	Batch  bool `json:"b,omitempty"`
-	Sealed bool `json:"sl,omitempty"`
+	Batch  bool
+	Sealed bool
 	// Events counts the members. Event is the only member of a delivery
 	// that is not a batch, kept here to spare a scan on the hot path.
-	Events int    `json:"n"`
-	Event  string `json:"e,omitempty"`
+	Events int
+	Event  string
 	// Group further splits the batches of a webhook and event type: the
 	// failure notices of each webhook are coalesced apart.
-	Group      string     `json:"g,omitempty"`
-	FinishedAt *time.Time `json:"f,omitempty"`
-	LastAt     *time.Time `json:"la,omitempty"`
-	LastCode   int        `json:"lc,omitempty"`
-	LastError  string     `json:"le,omitempty"`
+	Group      string
+	FinishedAt *time.Time
+	LastAt     *time.Time
+	LastCode   int
+	LastError  string
 	// Tries counts every attempt; AutoTries only the scheduled ones,
 	// which the retry budget limits.
-	Tries     int `json:"a,omitempty"`
-	AutoTries int `json:"aa,omitempty"`
+	Tries     int
+	AutoTries int
 }
 
 func (r *record) delivery() Delivery {

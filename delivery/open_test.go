@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOpen_EmptyLogFileLeftByACrash(t *testing.T) {
@@ -45,4 +47,41 @@ func TestOpen_HeldByAnotherProcessSaysSo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another sidehook is running on this data directory") {
 		t.Fatalf("second open: err = %v, want it to say another sidehook holds the directory", err)
 	}
+}
+
+func TestRecord_EncodeDecode(t *testing.T) {
+	now := time.Unix(1700000000, 123456789)
+	later := now.Add(time.Minute)
+	for _, r := range []record{
+		{ID: "dlv_0123456789abcdefghijklmnop", Webhook: "crm", EventType: "Lead_Post_Create", Status: StatusInQueue, CreatedAt: now, DueAt: later, Events: 1, Event: "evt_x", Sealed: true},
+		{ID: "dlv_1", Webhook: "b", EventType: "t", Status: StatusFailure, CreatedAt: now, DueAt: now, Batch: true, Events: 100, Group: "\x00crm",
+			FinishedAt: &later, LastAt: &now, LastCode: 503, LastError: "HTTP 503 Service Unavailable", Tries: 4, AutoTries: 3},
+		{Status: StatusSuccess, CreatedAt: time.Unix(0, 0), DueAt: time.Unix(0, 0), LastCode: -1},
+	} {
+		var got record
+		if err := got.decode(r.encode()); err != nil {
+			t.Fatalf("decode(encode(%+v)): %v", r, err)
+		}
+		if !reflect.DeepEqual(normal(got), normal(r)) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, r)
+		}
+	}
+	var r record
+	if err := r.decode([]byte{recordVersion, 'q', 0, 200}); err == nil {
+		t.Errorf("decode of a truncated record: no error")
+	}
+}
+
+// normal drops monotonic clock readings and locations so records compare.
+func normal(r record) record {
+	r.CreatedAt, r.DueAt = time.Unix(0, r.CreatedAt.UnixNano()), time.Unix(0, r.DueAt.UnixNano())
+	if r.FinishedAt != nil {
+		t := time.Unix(0, r.FinishedAt.UnixNano())
+		r.FinishedAt = &t
+	}
+	if r.LastAt != nil {
+		t := time.Unix(0, r.LastAt.UnixNano())
+		r.LastAt = &t
+	}
+	return r
 }

@@ -55,7 +55,7 @@ func stageOutcome(w *wtx, rec *record, wh *config.Webhook, oc outcome) Status {
 	if final != "" {
 		setStatus(w, rec, final)
 	}
-	w.setJSON(kDelivery(rec.ID), rec)
+	w.set(kDelivery(rec.ID), rec.encode())
 	return rec.Status
 }
 
@@ -101,7 +101,7 @@ func retryDelay(r config.Retry, tries int, retryAfter time.Duration) time.Durati
 // readRecord reads a delivery record inside an op.
 func readRecord(w *wtx, id string) (*record, bool, error) {
 	var rec record
-	ok, err := w.getJSON(kDelivery(id), &rec)
+	ok, err := w.getRecord(id, &rec)
 	if !ok || err != nil {
 		return nil, ok, err
 	}

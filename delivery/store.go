@@ -554,6 +554,15 @@ func (w *wtx) get(k []byte) ([]byte, bool, error) {
 	return v, err == nil, err
 }
 
+// getRecord reads a delivery record inside an op.
+func (w *wtx) getRecord(id string, rec *record) (bool, error) {
+	b, ok, err := w.get(kDelivery(id))
+	if !ok || err != nil {
+		return ok, err
+	}
+	return true, rec.decode(b)
+}
+
 func (w *wtx) getJSON(k []byte, v any) (bool, error) {
 	b, ok, err := w.get(k)
 	if !ok || err != nil {
