@@ -23,6 +23,7 @@ type connFlags struct {
 	config string
 	socket string
 	addr   string
+	token  string
 }
 
 // addConnFlags registers --config, --socket and --addr on fs.
@@ -31,6 +32,7 @@ func (m *Main) addConnFlags(fs *flag.FlagSet) *connFlags {
 	fs.StringVar(&c.config, "config", m.defaultConfig(), "config file to read the socket from")
 	fs.StringVar(&c.socket, "socket", "", "the daemon's Unix socket")
 	fs.StringVar(&c.addr, "addr", "", "the daemon's loopback URL, e.g. http://127.0.0.1:8787")
+	fs.StringVar(&c.token, "token", "", "the daemon's api_token, for --addr (default: $SIDEHOOK_API_TOKEN)")
 	return c
 }
 
@@ -43,7 +45,16 @@ func (m *Main) defaultConfig() string {
 // given, else the Unix socket.
 func (m *Main) client(c *connFlags) (*client, error) {
 	if c.addr != "" {
-		return newTCPClient(c.addr, c.config)
+		cl, err := newTCPClient(c.addr, c.config)
+		if cl != nil {
+			// Only the TCP listener asks for a token; the socket's mode
+			// and group are its access control.
+			cl.token = m.orDefault("SIDEHOOK_API_TOKEN", "")
+			if c.token != "" {
+				cl.token = c.token
+			}
+		}
+		return cl, err
 	}
 	return newSocketClient(m.socketPath(c), c.config), nil
 }
@@ -69,6 +80,7 @@ type client struct {
 	base   string // URL prefix of every request
 	target string // where the daemon is, for messages
 	config string // the config file, for the hint to start the daemon
+	token  string // bearer token for the TCP listener; "" for none
 }
 
 // dialTimeout bounds connecting to the daemon, which is local.
@@ -144,6 +156,9 @@ func (c *client) call(ctx context.Context, method, path string, body []byte, out
 		return nil, fmt.Errorf("build request %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -161,7 +176,11 @@ func (c *client) call(ctx context.Context, method, path string, body []byte, out
 		return nil, fmt.Errorf("read answer to %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return raw, newAPIError(resp, raw)
+		e := newAPIError(resp, raw)
+		if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != "" {
+			e.Message += "; give the daemon's api_token with --token or $SIDEHOOK_API_TOKEN"
+		}
+		return raw, e
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -5,15 +5,20 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -42,38 +47,136 @@ type Sender interface {
 	send(ctx context.Context, m *Message) outcome
 }
 
-// httpSender posts to a webhook's URL over a shared keep-alive transport.
+// httpSender posts to a webhook's URL over keep-alive transports: one per
+// distinct TLS setting, all dialling through one dialer whose Control hook
+// applies the outbound policy (network:) to the resolved address of every
+// connection, so a name that resolves somewhere else at connect time (DNS
+// rebinding) is still checked.
 type httpSender struct {
-	client    *http.Client
 	userAgent string
+	dialer    *net.Dialer
+	// policy is the network: block in force (nil: the defaults); SetConfig
+	// replaces it and every later connection follows it.
+	policy atomic.Pointer[config.Network]
+
+	mu      sync.Mutex
+	clients map[string]*http.Client // by config.TLS fingerprint
 }
 
-func newHTTPSender(userAgent string) *httpSender {
-	tr := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
+func newHTTPSender(userAgent string, cfg *config.Config) *httpSender {
+	s := &httpSender{userAgent: userAgent, clients: map[string]*http.Client{}}
+	s.dialer = &net.Dialer{
+		Timeout:   10 * time.Second,
+		KeepAlive: 30 * time.Second,
+		Control:   s.control,
 	}
-	return &httpSender{
-		client: &http.Client{
-			Transport: tr,
-			// Redirects are not followed: a 3xx is a failed attempt whose
-			// Location shows in history.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	s.setConfig(cfg)
+	return s
+}
+
+// setConfig makes cfg's outbound policy the one in force and drops the
+// transports of TLS settings no webhook uses any more.
+func (s *httpSender) setConfig(cfg *config.Config) {
+	s.policy.Store(cfg.Network)
+	used := map[string]bool{"": true}
+	for _, wh := range cfg.Webhooks {
+		used[wh.TLS.Fingerprint()] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, c := range s.clients {
+		if !used[key] {
+			c.CloseIdleConnections()
+			delete(s.clients, key)
+		}
+	}
+}
+
+// clientFor returns the client for a webhook's TLS settings, made on
+// first use.
+func (s *httpSender) clientFor(wh *config.Webhook) (*http.Client, error) {
+	key := wh.TLS.Fingerprint()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.clients[key]; c != nil {
+		return c, nil
+	}
+	tc, err := wh.TLS.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	c := &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 s.proxy,
+			DialContext:           s.dialer.DialContext,
+			TLSClientConfig:       tc,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
 		},
-		userAgent: userAgent,
+		// Redirects are not followed: a 3xx is a failed attempt whose
+		// Location shows in history.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	s.clients[key] = c
+	return c, nil
+}
+
+func (s *httpSender) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		c.CloseIdleConnections()
 	}
 }
 
-func (s *httpSender) close() { s.client.CloseIdleConnections() }
+// deniedError is a connection the outbound policy refused.
+type deniedError struct {
+	addr   netip.Addr
+	prefix netip.Prefix
+}
+
+func (e *deniedError) Error() string {
+	return fmt.Sprintf("destination %s is denied by network.deny (%s)", e.addr, e.prefix)
+}
+
+// check applies the policy in force to one address.
+func (s *httpSender) check(addr netip.Addr) error {
+	addr = addr.Unmap()
+	if p, denied := s.policy.Load().Denies(addr); denied {
+		return &deniedError{addr: addr, prefix: p}
+	}
+	return nil
+}
+
+// control runs after the socket is made and before it connects, with the
+// resolved address: a refused destination gets no packet at all.
+func (s *httpSender) control(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("outbound policy: cannot read address %q: %w", address, err)
+	}
+	return s.check(ap.Addr())
+}
+
+// proxy is http.ProxyFromEnvironment. Through a proxy the dialer only sees
+// the proxy's address, so a destination written as an IP address is
+// checked here too; a host name is resolved, and checked, by the proxy.
+func (s *httpSender) proxy(r *http.Request) (*url.URL, error) {
+	p, err := http.ProxyFromEnvironment(r)
+	if p == nil || err != nil {
+		return p, err
+	}
+	if a, perr := netip.ParseAddr(r.URL.Hostname()); perr == nil {
+		if err := s.check(a); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
 
 // targetURL appends entityType, entityId and eventType to the webhook's
 // URL, keeping its own query as it is.
@@ -130,10 +233,18 @@ func (s *httpSender) send(ctx context.Context, m *Message) outcome {
 		}
 	}
 
-	resp, err := s.client.Do(req)
+	client, err := s.clientFor(wh)
+	if err != nil {
+		oc.attempt.Error = fmt.Sprintf("tls settings: %v", err)
+		return oc
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		oc.attempt.DurationMS = ms(time.Since(at))
 		oc.attempt.Error = describeErr(err, wh.Timeout)
+		if msg := describeTLS(err, wh.TLS); msg != "" {
+			oc.attempt.Error = msg
+		}
 		return oc
 	}
 	body, truncated, rerr := readLimited(resp.Body, MaxResponseBody)
@@ -212,7 +323,46 @@ func describeErr(err error, timeout time.Duration) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled: sidehook was stopping"
 	}
+	var denied *deniedError
+	if errors.As(err, &denied) {
+		return denied.Error()
+	}
 	return err.Error()
+}
+
+// describeTLS says what went wrong in a TLS handshake, and what to do
+// about it, or returns "" when err is not a TLS problem.
+func describeTLS(err error, t *config.TLS) string {
+	var (
+		invalid   x509.CertificateInvalidError
+		host      x509.HostnameError
+		authority x509.UnknownAuthorityError
+	)
+	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Sprintf("TLS: the receiver's certificate has expired or is not valid yet (%v)", invalid)
+	case errors.As(err, &host):
+		return fmt.Sprintf("TLS: the receiver's certificate is for another host (%v)", host)
+	case errors.As(err, &authority):
+		hint := "self-signed or from a private CA? set tls.ca_file to the CA's certificate"
+		if t != nil && t.CAFile != "" {
+			hint = "not signed by the CA in tls.ca_file " + t.CAFile
+		}
+		return fmt.Sprintf("TLS: the receiver's certificate is signed by an unknown authority (%s) (%v)", hint, authority)
+	case errors.As(err, &invalid):
+		return fmt.Sprintf("TLS: the receiver's certificate is not valid (%v)", invalid)
+	}
+	msg := err.Error()
+	for _, alert := range []string{"tls: certificate required", "tls: bad certificate", "tls: unknown certificate authority"} {
+		if !strings.Contains(msg, "remote error: "+alert) {
+			continue
+		}
+		if t == nil || t.CertFile == "" {
+			return fmt.Sprintf("TLS: the receiver asks for a client certificate; set tls.cert_file and tls.key_file (remote error: %s)", alert)
+		}
+		return fmt.Sprintf("TLS: the receiver refused the client certificate in tls.cert_file %s (remote error: %s)", t.CertFile, alert)
+	}
+	return ""
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -245,11 +395,19 @@ func (e *Engine) Ping(ctx context.Context, wh *config.Webhook) PingResult {
 	for _, h := range wh.Headers {
 		req.Header.Set(h.Name, h.Value)
 	}
+	client, err := e.http.clientFor(wh)
+	if err != nil {
+		res.Error = fmt.Sprintf("tls settings: %v", err)
+		return res
+	}
 	start := time.Now()
-	resp, err := e.http.client.Do(req)
+	resp, err := client.Do(req)
 	res.LatencyMS = ms(time.Since(start))
 	if err != nil {
 		res.Error = describeErr(err, wh.Timeout)
+		if msg := describeTLS(err, wh.TLS); msg != "" {
+			res.Error = msg
+		}
 		return res
 	}
 	resp.Body.Close()
