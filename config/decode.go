@@ -292,6 +292,66 @@ func isDecimal(s string) bool {
 	return digits(whole) && (!hasDot || digits(frac))
 }
 
+// size reads a byte count that must not be negative: a whole number of
+// bytes (1048576) or one with a unit, decimal (KB, MB, GB, TB: powers of
+// 1000) or binary (KiB, MiB, GiB, TiB: powers of 1024), in any case and
+// with or without a space (512KB, 1MiB, 2 gib). B is bytes.
+func (d *decoder) size(n *yaml.Node, path string) (int64, bool) {
+	s, ok := d.str(n, path)
+	if !ok {
+		return 0, false
+	}
+	v, err := parseSize(s)
+	if err != nil {
+		d.errorf(n, path, "%v (got %q)", err, n.Value)
+		return 0, false
+	}
+	return v, true
+}
+
+// sizeUnit returns the bytes in one of a size's units, lowercased.
+func sizeUnit(u string) (int64, bool) {
+	switch u {
+	case "", "b":
+		return 1, true
+	case "kb":
+		return 1e3, true
+	case "mb":
+		return 1e6, true
+	case "gb":
+		return 1e9, true
+	case "tb":
+		return 1e12, true
+	case "kib":
+		return 1 << 10, true
+	case "mib":
+		return 1 << 20, true
+	case "gib":
+		return 1 << 30, true
+	case "tib":
+		return 1 << 40, true
+	}
+	return 0, false
+}
+
+// parseSize parses a size as size describes it.
+func parseSize(s string) (int64, error) {
+	num := strings.TrimLeft(s, "0123456789")
+	digits, unit := s[:len(s)-len(num)], strings.ToLower(strings.TrimSpace(num))
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("must not be negative")
+	}
+	mult, known := sizeUnit(unit)
+	if digits == "" || !known {
+		return 0, fmt.Errorf("must be a size such as 1048576, 512KB or 1MiB (units B, KB, MB, GB, TB and KiB, MiB, GiB, TiB)")
+	}
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("is too large")
+	}
+	return v * mult, nil
+}
+
 // seq returns the items of list n.
 func (d *decoder) seq(n *yaml.Node, path string) ([]*yaml.Node, bool) {
 	n = deref(n)

@@ -14,12 +14,15 @@ type Error struct {
 }
 
 // Error returns the problem as FILE:LINE:COL: message (FILE: message when
-// the problem has no line, such as an unreadable webhooks.d folder).
+// the problem has no line, such as an unreadable webhooks.d folder). Line
+// breaks in the message, which can come from a value in the file, are
+// written as \n so that each problem stays on one line.
 func (e *Error) Error() string {
+	msg := strings.ReplaceAll(strings.ReplaceAll(e.Msg, "\r", `\r`), "\n", `\n`)
 	if e.Pos.Line == 0 {
-		return e.Pos.File + ": " + e.Msg
+		return e.Pos.File + ": " + msg
 	}
-	return e.Pos.String() + ": " + e.Msg
+	return e.Pos.String() + ": " + msg
 }
 
 // Errors is every problem Load found, sorted by file (the main file first,

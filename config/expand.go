@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ func lookup(ref, dir string) (string, error) {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
-		data, err := os.ReadFile(path)
+		data, err := readValueFile(path)
 		if err != nil {
 			return "", fmt.Errorf("read ${file:%s}: %w", ref[len("file:"):], err)
 		}
@@ -91,4 +92,25 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// maxValueFile bounds what ${file:...} reads: it is for secrets and short
+// values, and a path such as /dev/zero must not fill the memory.
+const maxValueFile = 1 << 20
+
+// readValueFile reads the file of a ${file:...} reference.
+func readValueFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxValueFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxValueFile {
+		return nil, fmt.Errorf("%s is larger than 1 MiB; ${file:...} is for secrets and short values", path)
+	}
+	return data, nil
 }

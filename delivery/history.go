@@ -35,13 +35,19 @@ type Page struct {
 // ErrBadCursor is returned for a cursor this daemon did not hand out.
 var ErrBadCursor = errors.New("bad cursor: pass the next_cursor of the previous page as it was")
 
-// ValidID reports whether s has the form of a delivery id.
+// ValidID reports whether s has the form of a delivery id, spelled as
+// sidehook spells it: the last character carries two unused bits, and an
+// id with them set decodes to the same bytes but sorts after the real one,
+// so as a cursor it would repeat that delivery.
 func ValidID(s string) bool {
 	if len(s) != idLen || !strings.HasPrefix(s, "dlv_") {
 		return false
 	}
-	_, ok := idTime(s)
-	return ok
+	if _, ok := idTime(s); !ok {
+		return false
+	}
+	b, _ := idEncoding.DecodeString(s[4:])
+	return idEncoding.EncodeToString(b) == s[4:]
 }
 
 // Get returns one delivery with its events and every attempt.
@@ -175,7 +181,7 @@ func readDelivery(txn *badger.Txn, id string, attempts bool) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
 	}
 	var rec record
-	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+	if err := item.Value(rec.decode); err != nil {
 		return Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
 	d := rec.delivery()
