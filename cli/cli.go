@@ -68,6 +68,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.ping(ctx, rest)
 	case "reload":
 		return m.reload(ctx, rest)
+	case "secret":
+		return m.secret(rest)
+	case "verify":
+		return m.verify(rest)
 	}
 	return fmt.Errorf("unknown command %q (see: sidehook help)", cmd)
 }
@@ -102,6 +106,8 @@ Commands:
   events     list the event catalog
   ping       check a webhook's URL with a HEAD request
   reload     reload the daemon's config now
+  secret     print a new random signing secret (whsec_...)
+  verify     check the signature of a saved webhook request
   version    print the version
 
 Run "sidehook help <command>" or "sidehook <command> -h" for its flags.
@@ -130,6 +136,10 @@ func usage(name string) (string, bool) {
 		return pingUsage, true
 	case "reload":
 		return reloadUsage, true
+	case "secret":
+		return secretUsage, true
+	case "verify":
+		return verifyUsage, true
 	case "version":
 		return "Usage: sidehook version\n\nPrints sidehook's version.\n", true
 	}
@@ -143,6 +153,8 @@ Reaching the daemon:
                   file, else $SIDEHOOK_SOCKET, else /run/sidehook/sidehook.sock)
   --addr URL      use the daemon's loopback port instead, e.g.
                   http://127.0.0.1:8787
+  --token TOKEN   the daemon's api_token, sent with --addr (default:
+                  $SIDEHOOK_API_TOKEN, which keeps it out of ps)
   --config FILE   config file to read the socket from (default:
                   $SIDEHOOK_CONFIG, else /etc/sidehook/webhooks.yaml)
 `

@@ -209,6 +209,26 @@ func TestWebhooks(t *testing.T) {
 	wantOutput(t, "stderr", r.stderr, "")
 }
 
+func TestWebhooks_Handshake(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.answer("GET /v1/webhooks", http.StatusOK, `{"webhooks": [
+	{"id": "a", "events": ["Lead Creation"], "url": "https://a.example/x", "enabled": true, "counts": {},
+	 "handshake": {"status": 200, "latency_ms": 12.4, "error": "", "at": "2026-03-01T12:00:00Z"}},
+	{"id": "b", "events": ["Lead Creation"], "url": "https://b.example/x", "enabled": true, "counts": {},
+	 "handshake": {"status": 0, "latency_ms": 3, "error": "connection refused", "at": "2026-03-01T12:00:00Z"}},
+	{"id": "c", "events": ["Lead Creation"], "url": "https://c.example/x", "enabled": true, "counts": {}, "handshake": null}],
+	"config_error": null}`)
+	r := f.run(t, "webhooks")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	wantOutput(t, "table", r.stdout, ""+
+		"ID  EVENTS         URL                  ENABLED  IN QUEUE  SUCCESS  FAILURE  HANDSHAKE\n"+
+		"a   Lead Creation  https://a.example/x  yes      0         0        0        200 in 12ms\n"+
+		"b   Lead Creation  https://b.example/x  yes      0         0        0        error: connection refused\n"+
+		"c   Lead Creation  https://c.example/x  yes      0         0        0        -\n")
+}
+
 func TestWebhooks_ConfigError(t *testing.T) {
 	f := newFakeDaemon(t)
 	f.answer("GET /v1/webhooks", http.StatusOK, `{"webhooks": [], "config_error": "webhooks.yaml:3:14: unknown event \"X\"\nwebhooks.yaml:4:10: bad url"}`)

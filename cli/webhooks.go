@@ -34,6 +34,7 @@ type webhookList struct {
 			Success int `json:"success"`
 			Failure int `json:"failure"`
 		} `json:"counts"`
+		Handshake *handshake `json:"handshake"`
 	} `json:"webhooks"`
 	ConfigError *string `json:"config_error"`
 }
@@ -60,12 +61,44 @@ func (m *Main) webhooks(ctx context.Context, args []string) error {
 	if *asJSON {
 		return writeJSON(m.Stdout, raw)
 	}
-	t := newTable(m.Stdout, "ID", "EVENTS", "URL", "ENABLED", "IN QUEUE", "SUCCESS", "FAILURE")
+	// The HANDSHAKE column shows only when a webhook asks for one.
+	withHandshake := false
 	for _, w := range list.Webhooks {
-		t.row(w.ID, strings.Join(w.Events, ", "), orDash(w.URL), yesNo(w.Enabled),
-			strconv.Itoa(w.Counts.InQueue), strconv.Itoa(w.Counts.Success), strconv.Itoa(w.Counts.Failure))
+		withHandshake = withHandshake || w.Handshake != nil
+	}
+	header := []string{"ID", "EVENTS", "URL", "ENABLED", "IN QUEUE", "SUCCESS", "FAILURE"}
+	if withHandshake {
+		header = append(header, "HANDSHAKE")
+	}
+	t := newTable(m.Stdout, header...)
+	for _, w := range list.Webhooks {
+		cells := []string{w.ID, strings.Join(w.Events, ", "), orDash(w.URL), yesNo(w.Enabled),
+			strconv.Itoa(w.Counts.InQueue), strconv.Itoa(w.Counts.Success), strconv.Itoa(w.Counts.Failure)}
+		if withHandshake {
+			cells = append(cells, w.Handshake.String())
+		}
+		t.row(cells...)
 	}
 	return t.flush()
+}
+
+// handshake is a webhook's last handshake (handshake: true) as the daemon
+// reports it.
+type handshake struct {
+	Status    int     `json:"status"`
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error"`
+}
+
+// String reads "200 in 12ms", "error: ..." or "-" when there is none.
+func (h *handshake) String() string {
+	switch {
+	case h == nil:
+		return "-"
+	case h.Error != "":
+		return "error: " + h.Error
+	}
+	return fmt.Sprintf("%d in %.0fms", h.Status, h.LatencyMS)
 }
 
 // warnConfigError tells that the daemon refused the file on disk; msg may

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Webhook types.
@@ -49,12 +50,25 @@ type Config struct {
 	Socket string
 	// Listen is the optional TCP listener address; "" means none.
 	Listen string
+	// SocketGroup is the group the socket is given; "" keeps the daemon's.
+	SocketGroup string
+	// ListenPublic lets Listen be an address other than loopback; it
+	// needs APIToken.
+	ListenPublic bool
+	// APIToken, when set, is the bearer token every request on the TCP
+	// listener must carry. It is a secret: never shown.
+	APIToken string `json:"-"`
+	// Network is the outbound policy; nil applies the defaults.
+	Network *Network
 	// DataDir is where the store lives ("" when the file does not say).
 	DataDir string
 	// HistoryRetention is how long finished deliveries are kept.
 	HistoryRetention time.Duration
 	// Notify is where failure notices go; nil when not configured.
 	Notify *Notify
+	// Limits bound what API clients send; defaults when the file has no
+	// limits: block.
+	Limits Limits
 	// Catalog holds the built-in event types plus the file's custom ones.
 	Catalog *Catalog
 	// Webhooks in file order (the main file first, then webhooks.d/).
@@ -158,6 +172,9 @@ type Webhook struct {
 	// loaded: a HEAD request to URL, as sidehook ping sends, to check
 	// that the receiver answers. Only for type http.
 	Handshake bool
+	// TLS holds the client TLS settings; nil means the defaults
+	// (verification on, the system's roots, no client certificate).
+	TLS *TLS
 	// Command, Env and Workdir are set for type: command.
 	Command []string
 	Env     map[string]string
@@ -245,29 +262,50 @@ func (c *Catalog) Lookup(nameOrCode string) (EventType, bool) {
 
 // Suggest returns the catalog name closest to an unknown name, or "" when
 // nothing is close enough to be a likely typo.
+//
+// Names whose length alone puts them too far from a candidate are not
+// compared with it, so a long name (an API client may post one of a
+// megabyte) costs one pass over it rather than an edit distance with
+// every catalog entry.
 func (c *Catalog) Suggest(unknown string) string {
 	best, bestDist := "", -1
+	limit := max(3, len(unknown)/3)
 	u := strings.ToLower(unknown)
+	ulen := utf8.RuneCountInString(u)
 	for _, t := range c.types {
 		for _, cand := range []string{t.Name, t.Code} {
+			if diff := ulen - utf8.RuneCountInString(cand); diff > limit || -diff > limit {
+				continue // the distance is at least diff
+			}
 			d := levenshtein(u, strings.ToLower(cand))
 			if bestDist < 0 || d < bestDist {
 				best, bestDist = cand, d
 			}
 		}
 	}
-	if bestDist < 0 || bestDist > max(3, len(unknown)/3) {
+	if bestDist < 0 || bestDist > limit {
 		return ""
 	}
 	return best
 }
 
+// maxQuoted is the most of an unknown name a message repeats.
+const maxQuoted = 100
+
 // UnknownEventError is the message for an event name not in the catalog.
 func (c *Catalog) UnknownEventError(name string) string {
-	if s := c.Suggest(name); s != "" {
-		return fmt.Sprintf("unknown event %q (did you mean %q? see: sidehook events)", name, s)
+	quoted := fmt.Sprintf("%q", name)
+	if len(name) > maxQuoted {
+		cut := maxQuoted
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		quoted = fmt.Sprintf("%q... (%d bytes)", name[:cut], len(name))
 	}
-	return fmt.Sprintf("unknown event %q (see: sidehook events)", name)
+	if s := c.Suggest(name); s != "" {
+		return fmt.Sprintf("unknown event %s (did you mean %q? see: sidehook events)", quoted, s)
+	}
+	return fmt.Sprintf("unknown event %s (see: sidehook events)", quoted)
 }
 
 func levenshtein(a, b string) int {

@@ -33,7 +33,7 @@ func Load(path string) (*Config, error) {
 		return nil, readError(path, err)
 	}
 	l := &loader{
-		cfg:   &Config{File: path, HistoryRetention: DefaultHistoryRetention, Catalog: NewCatalog()},
+		cfg:   &Config{File: path, HistoryRetention: DefaultHistoryRetention, Limits: DefaultLimits(), Catalog: NewCatalog()},
 		files: []string{path},
 		ids:   map[string]Pos{},
 	}
@@ -68,7 +68,8 @@ type loader struct {
 
 // main reads the top level of the main file.
 func (l *loader) main(d *decoder, root *yaml.Node) {
-	m, ok := d.mapping(root, "", "socket", "listen", "data_dir", "history_retention", "notify", "events", "webhooks")
+	m, ok := d.mapping(root, "", "socket", "listen", "data_dir", "history_retention", "notify", "events", "webhooks",
+		"socket_group", "listen_public", "api_token", "network", "limits")
 	if !ok {
 		return
 	}
@@ -82,6 +83,7 @@ func (l *loader) main(d *decoder, root *yaml.Node) {
 	if v := m.get("data_dir"); v != nil {
 		c.DataDir, _ = d.path(v, "data_dir")
 	}
+	d.security(m, c)
 	if v := m.get("history_retention"); v != nil {
 		if t, ok := d.positive(v, "history_retention"); ok {
 			c.HistoryRetention = t
@@ -93,6 +95,9 @@ func (l *loader) main(d *decoder, root *yaml.Node) {
 	}
 	if v := m.get("events"); v != nil {
 		c.Catalog = NewCatalog(d.customEvents(v, "events")...)
+	}
+	if v := m.get("limits"); v != nil {
+		c.Limits = d.limits(v, "limits")
 	}
 	if v := m.get("webhooks"); v != nil {
 		l.webhooks(d, v)
@@ -194,7 +199,42 @@ func (d *decoder) parse(data []byte) *yaml.Node {
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return nil
 	}
+	memo := map[*yaml.Node]int{}
+	if n := expandedSize(doc.Content[0], memo); n > len(memo)+maxAliased {
+		d.errorf(doc.Content[0], "", "aliases (*name) add over %d values to the file once followed; write the settings out instead", maxAliased)
+		return nil
+	}
 	return deref(doc.Content[0])
+}
+
+// maxAliased bounds the values aliases add to a file once followed: a few
+// lines of aliases of aliases can stand for millions of values (the
+// "billion laughs"), each read and checked in turn. Sharing a block of
+// headers among many webhooks stays far below it.
+const maxAliased = 10_000
+
+// expandedSize counts the nodes under n with aliases followed, stopping
+// early once far past the bound. It visits each node once: sizes are kept
+// in memo (-1 while a node is being counted, so a cycle counts once), so
+// len(memo) is the number of nodes in the file.
+func expandedSize(n *yaml.Node, memo map[*yaml.Node]int) int {
+	if size, ok := memo[n]; ok {
+		return max(size, 1)
+	}
+	memo[n] = -1
+	size := 1
+	switch {
+	case n.Kind == yaml.AliasNode && n.Alias != nil:
+		size = expandedSize(n.Alias, memo)
+	default:
+		for _, c := range n.Content {
+			if size += expandedSize(c, memo); size > 100*maxAliased {
+				break
+			}
+		}
+	}
+	memo[n] = size
+	return size
 }
 
 // syntaxError records a YAML parse error, at its line when it names one.

@@ -136,6 +136,42 @@ func TestLoad_Errors(t *testing.T) {
 		{"syntax", []string{
 			`syntax.bad.yaml:3:1: invalid YAML: did not find expected ',' or ']'`,
 		}, 1},
+		{"listen_public", []string{
+			`listen_public.bad.yaml:2:16: listen_public: true needs api_token, the bearer token every request on the TCP listener must carry, such as api_token: ${SIDEHOOK_API_TOKEN}`,
+		}, 1},
+		{"security", []string{
+			`security.bad.yaml:1:9: listen: "0.0.0.0:8787" is not a loopback address (127.0.0.1, ::1 or localhost); to serve other hosts set listen_public: true and api_token`,
+			`security.bad.yaml:2:15: socket_group: must not be empty`,
+			`security.bad.yaml:3:12: api_token: is too short (11 characters); use at least 16 random ones`,
+			`security.bad.yaml:5:10: network.deny[0]: 10.1.2.3/8 has bits set past the prefix length; did you mean 10.0.0.0/8? (got "10.1.2.3/8")`,
+			`security.bad.yaml:5:22: network.deny[1]: must be a CIDR prefix such as 10.0.0.0/8 or fd00::/8, or one address (got "nonsense")`,
+			`security.bad.yaml:6:11: network.allow[0]: must not name a zone (%eth0)`,
+			`security.bad.yaml:7:3: network: unknown key "alow" (did you mean "allow"?)`,
+		}, 7},
+		{"tls", []string{
+			`tls.bad.yaml:5:11: webhooks[0].tls.cert_file: needs key_file too`,
+			`tls.bad.yaml:10:16: webhooks[1].tls.ca_file: read ` + filepath.Join("testdata", "no-such-ca.pem") + `: no such file or directory`,
+			`tls.bad.yaml:11:29: webhooks[1].tls.insecure_skip_verify: must be true or false (got "yes"; YAML 1.2 reads it as text, not a boolean)`,
+			`tls.bad.yaml:15:20: webhooks[2].tls.ca_file: ` + filepath.Join("testdata", "tls.bad.yaml") + ` holds no PEM certificate`,
+			`tls.bad.yaml:15:34: webhooks[2].tls: unknown key "ca_fle" (did you mean "ca_file"?)`,
+			`tls.bad.yaml:20:5: webhooks[3].tls: only for type: http; a command webhook runs its program instead, so remove tls`,
+		}, 6},
+		{"api_limits", []string{
+			`api_limits.bad.yaml:2:13: limits.max_body: must be between 1KiB and 1GiB (got "2GiB")`,
+			`api_limits.bad.yaml:3:15: limits.max_events: must be between 1 and 100000 (got 0)`,
+			`api_limits.bad.yaml:4:14: limits.max_depth: must be a whole number (got "deep")`,
+			`api_limits.bad.yaml:5:12: limits.max_key: must be between 1 and 4096 (got 100000)`,
+			`api_limits.bad.yaml:6:21: limits.max_header_bytes: must be a size such as 1048576, 512KB or 1MiB (units B, KB, MB, GB, TB and KiB, MiB, GiB, TiB) (got "64 KiBs")`,
+			`api_limits.bad.yaml:7:20: limits.max_connections: must be between 1 and 1048576 (got -1)`,
+			`api_limits.bad.yaml:8:3: limits: unknown key "max_conections" (did you mean "max_connections"?)`,
+		}, 7},
+		{"aliases", []string{
+			`aliases.bad.yaml:2:1: aliases (*name) add over 10000 values to the file once followed; write the settings out instead`,
+		}, 1},
+		{"api_sizes", []string{
+			`api_sizes.bad.yaml:2:13: limits.max_body: must not be negative (got "-1MiB")`,
+			`api_sizes.bad.yaml:3:21: limits.max_header_bytes: is too large (got "99999999999999999999")`,
+		}, 2},
 		{"multiple", []string{
 			`multiple.bad.yaml:4:14: webhooks[0].events[0]: unknown event "Lead Creaton" (did you mean "Lead Creation"? see: sidehook events)`,
 			`multiple.bad.yaml:5:10: webhooks[0].url: must be http or https (got "ftp://x")`,
@@ -429,6 +465,33 @@ func TestLoad_CommandNotExecutable(t *testing.T) {
 		path + ":6:14: webhooks[0].workdir: folder /nonexistent/sidehook-test cannot be used: no such file or directory"
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+func TestLoad_CommandPathRelativeToRelativeConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "crm-sync"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := `webhooks:
+  - id: crm-sync
+    type: command
+    events: [Lead Update]
+    command: [./crm-sync, --mode, lead]
+    workdir: /
+`
+	if err := os.WriteFile(filepath.Join(dir, "webhooks.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	cfg, err := Load("webhooks.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	// Absolute: "crm-sync" would be looked up in PATH, and a relative path
+	// would be taken from workdir.
+	if got, want := cfg.Webhook("crm-sync").Command[0], filepath.Join(dir, "crm-sync"); got != want {
+		t.Errorf("program = %q, want %q", got, want)
 	}
 }
 

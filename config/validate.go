@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ func webhookKeys() []string {
 		"id", "description", "type", "events", "event", "url", "content_type",
 		"delay", "headers", "secret", "secrets", "notify_on_failure", "timeout",
 		"concurrency", "success_status", "retry", "batch", "enabled", "command",
-		"env", "workdir", "handshake", "circuit",
+		"env", "workdir", "handshake", "circuit", "tls",
 	}
 }
 
@@ -121,6 +122,9 @@ func (d *decoder) webhook(n *yaml.Node, path string, cat *Catalog, haveNotify bo
 	if v := m.get("circuit"); v != nil {
 		w.Circuit = d.circuit(v, at("circuit"))
 	}
+	if v := m.get("tls"); v != nil {
+		w.TLS = d.tls(v, at("tls"))
+	}
 	if v := m.get("handshake"); v != nil {
 		w.Handshake, _ = d.bool(v, at("handshake"))
 	}
@@ -164,7 +168,7 @@ func (d *decoder) commandOnly(m mapping, path string) {
 	if m.get("command") == nil {
 		d.errorf(m.node, path, "command is missing; type: command needs the program's argv, as in command: [/usr/local/bin/crm-sync, --mode, lead]")
 	}
-	for _, key := range []string{"url", "headers", "success_status", "handshake"} {
+	for _, key := range []string{"url", "headers", "success_status", "handshake", "tls"} {
 		if k := m.keys[key]; k != nil {
 			d.errorf(k, join(path, key), "only for type: http; a command webhook runs its program instead, so remove %s", key)
 		}
@@ -246,12 +250,16 @@ func contentType(s string) (string, bool) {
 
 // url reads an http or https URL with a host.
 func (d *decoder) url(n *yaml.Node, path string) (string, bool) {
-	s, ok := d.str(n, path)
+	s, expanded, ok := d.text(n, path)
 	if !ok {
 		return "", false
 	}
 	u, err := url.Parse(s)
 	switch {
+	case err != nil && expanded:
+		// The parser's message quotes the expanded text, which may hold
+		// a secret such as a token in the query.
+		d.errorf(n, path, "not a valid URL once ${...} is expanded (got %q)", n.Value)
 	case err != nil:
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -573,7 +581,14 @@ func (d *decoder) command(n *yaml.Node, path string) []string {
 		}
 		return argv
 	}
+	// Absolute, so that the program is the one validated: a path relative
+	// to a config file named relatively ("./crm-sync" beside webhooks.yaml
+	// becomes "crm-sync") would otherwise be looked up in PATH, and a
+	// relative path is taken from workdir when the program is started.
 	argv[0] = d.resolvePath(argv[0])
+	if abs, err := filepath.Abs(argv[0]); err == nil {
+		argv[0] = abs
+	}
 	if msg := checkProgram(argv[0]); msg != "" {
 		d.errorf(prog, index(path, 0), "%s", msg)
 	}

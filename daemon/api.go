@@ -13,15 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sidehook/sidehook/config"
+	"github.com/sidehook/sidehook/daemon/ui"
 	"github.com/sidehook/sidehook/delivery"
-)
-
-// Limits on what a client posts.
-const (
-	// MaxKeyLength bounds an idempotency key.
-	MaxKeyLength = 256
-	// MaxArrayEvents bounds the events of one atomic array.
-	MaxArrayEvents = 1000
 )
 
 // routes serves the same API on the socket and the loopback port.
@@ -41,6 +34,17 @@ func (d *Daemon) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
 	mux.HandleFunc("GET /readyz", d.getReady)
+	pages := ui.New(d.engine, ui.Options{Version: d.opts.Version, Logger: d.log, ConfigError: func() string {
+		if msg := d.configErr.Load(); msg != nil {
+			return *msg
+		}
+		return ""
+	}})
+	mux.Handle("GET /{$}", pages)
+	mux.Handle("GET /webhooks/{id}", pages)
+	mux.Handle("GET /deliveries/{id}", pages)
+	mux.Handle("POST /deliveries/{id}/retry", pages)
+	mux.Handle("GET /ui/{file}", pages)
 	return mux
 }
 
@@ -58,20 +62,28 @@ func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBody))
+	// The limits and the catalog come from the config in force, so a
+	// reload applies them to the next request.
+	cfg := d.cfg.Load()
+	lim := cfg.Limits
+	if r.ContentLength > lim.MaxBody {
+		d.metrics.reject(rejectTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes; the limit is %d (limits.max_body)", r.ContentLength, lim.MaxBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			d.metrics.reject(rejectTooLarge)
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", d.maxBody))
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes (limits.max_body)", lim.MaxBody))
 			return
 		}
 		d.metrics.reject(rejectMalformed)
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	cfg := d.cfg.Load()
-	events, isArray, err := decodeEvents(body, cfg.Catalog)
+	events, isArray, err := decodeEvents(body, cfg.Catalog, lim)
 	if errors.Is(err, errTooMany) {
 		d.metrics.reject(rejectTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
@@ -114,32 +126,34 @@ type unknownEventError string
 func (e unknownEventError) Error() string { return string(e) }
 
 // decodeEvents reads one event object or an array of them, checking each
-// against the catalog; any problem rejects the whole request.
-func decodeEvents(body []byte, cat *config.Catalog) ([]delivery.Incoming, bool, error) {
+// against the catalog and the limits; any problem rejects the whole
+// request. The caller bounds the body's size (limits.max_body); within
+// it, an array keeps at most lim.MaxEvents of its elements in memory.
+func decodeEvents(body []byte, cat *config.Catalog, lim config.Limits) ([]delivery.Incoming, bool, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, false, errors.New(`empty body: post {"event": "...", "data": {...}}`)
 	}
 	if trimmed[0] != '[' {
-		ev, err := decodeEvent(body, cat)
+		ev, err := decodeEvent(body, cat, lim)
 		if err != nil {
 			return nil, false, err
 		}
 		return []delivery.Incoming{ev}, false, nil
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return nil, true, fmt.Errorf("malformed JSON: %v", err)
+	raws, n, err := splitArray(body, lim.MaxEvents)
+	if err != nil {
+		return nil, true, err
 	}
-	if len(raws) == 0 {
+	if n == 0 {
 		return nil, true, errors.New("empty array: post at least one event")
 	}
-	if len(raws) > MaxArrayEvents {
-		return nil, true, fmt.Errorf("%w: %d events, at most %d in one array", errTooMany, len(raws), MaxArrayEvents)
+	if n > lim.MaxEvents {
+		return nil, true, fmt.Errorf("%w: %d events; the limit is %d in one array (limits.max_events), so split them", errTooMany, n, lim.MaxEvents)
 	}
 	events := make([]delivery.Incoming, len(raws))
 	for i, raw := range raws {
-		ev, err := decodeEvent(raw, cat)
+		ev, err := decodeEvent(raw, cat, lim)
 		if err != nil {
 			return nil, true, fmt.Errorf("event [%d]: %w (nothing was accepted)", i, err)
 		}
@@ -148,15 +162,65 @@ func decodeEvents(body []byte, cat *config.Catalog) ([]delivery.Incoming, bool, 
 	return events, true, nil
 }
 
-func decodeEvent(raw []byte, cat *config.Catalog) (delivery.Incoming, error) {
+// splitArray returns the first keep elements of the JSON array body and
+// the number of elements it holds; the ones past keep are checked but not
+// kept, so a long array of tiny values cannot make a large allocation.
+func splitArray(body []byte, keep int) ([]json.RawMessage, int, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the [ seen by the caller
+		return nil, 0, fmt.Errorf("malformed JSON: %v", err)
+	}
+	var raws []json.RawMessage
+	n := 0
+	for dec.More() {
+		var err error
+		if n < keep {
+			var raw json.RawMessage
+			err = dec.Decode(&raw)
+			raws = append(raws, raw)
+		} else {
+			err = dec.Decode(&skipValue{})
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("malformed JSON: %v", err)
+		}
+		n++
+	}
+	if _, err := dec.Token(); err != nil { // the closing ]
+		return nil, 0, fmt.Errorf("malformed JSON: %v", err)
+	}
+	if err := endOfBody(dec, body); err != nil {
+		return nil, 0, err
+	}
+	return raws, n, nil
+}
+
+// skipValue decodes any JSON value, keeping nothing of it.
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
+
+// endOfBody checks that only white space follows the value dec has read.
+func endOfBody(dec *json.Decoder, body []byte) error {
+	rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")
+	switch {
+	case len(rest) == 0:
+		return nil
+	case dec.More():
+		return errors.New("malformed JSON: more than one value in the body")
+	}
+	return fmt.Errorf("malformed JSON: invalid character %q after the value", rest[0])
+}
+
+func decodeEvent(raw []byte, cat *config.Catalog, lim config.Limits) (delivery.Incoming, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var in eventIn
 	if err := dec.Decode(&in); err != nil {
 		return delivery.Incoming{}, fmt.Errorf("malformed JSON: %v", err)
 	}
-	if dec.More() {
-		return delivery.Incoming{}, errors.New("malformed JSON: more than one value in the body")
+	if err := endOfBody(dec, raw); err != nil {
+		return delivery.Incoming{}, err
 	}
 	if in.Event == nil || *in.Event == "" {
 		return delivery.Incoming{}, errors.New(`missing "event": name the event type, e.g. "Lead Creation" (see: sidehook events)`)
@@ -164,8 +228,11 @@ func decodeEvent(raw []byte, cat *config.Catalog) (delivery.Incoming, error) {
 	if in.Data == nil {
 		return delivery.Incoming{}, errors.New(`missing "data": the event's payload, any JSON value`)
 	}
-	if len(in.ID) > MaxKeyLength {
-		return delivery.Incoming{}, fmt.Errorf(`"id" is %d bytes; idempotency keys are at most %d`, len(in.ID), MaxKeyLength)
+	if len(in.ID) > lim.MaxKey {
+		return delivery.Incoming{}, fmt.Errorf(`"id" is %d bytes; idempotency keys are at most %d (limits.max_key)`, len(in.ID), lim.MaxKey)
+	}
+	if depth := jsonDepth(in.Data); depth > lim.MaxDepth {
+		return delivery.Incoming{}, fmt.Errorf("data nests %d levels deep; the limit is %d (limits.max_depth)", depth, lim.MaxDepth)
 	}
 	et, ok := cat.Lookup(*in.Event)
 	if !ok {

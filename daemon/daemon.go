@@ -57,8 +57,22 @@ type Daemon struct {
 	cfg       atomic.Pointer[config.Config]
 	configErr atomic.Pointer[string]
 	reloadMu  sync.Mutex
+	lastSum   string // configSum of the files last loaded; under reloadMu
+	watcher   *config.Watcher
+	metrics   *daemonMetrics
+	// dataDirPath is the store's directory.
+	dataDirPath string
 
-	maxBody  int64
+	// bgCtx ends the background work (notify loops, handshakes) at
+	// shutdown; bg waits for it.
+	bgCtx  context.Context
+	bgStop context.CancelFunc
+	bg     sync.WaitGroup
+
+	hsMu  sync.Mutex
+	hs    map[string]*handshakeOut // last handshake per webhook
+	hsGen atomic.Uint64
+
 	stopOnce sync.Once
 	stopErr  error
 	done     chan struct{}
@@ -73,6 +87,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
+	sum := configSum(opts.ConfigFile)
 	cfg, err := config.Load(opts.ConfigFile)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
@@ -82,13 +97,16 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		log:     opts.Logger,
 		reg:     prometheus.NewRegistry(),
 		notify:  newNotifier(opts.Getenv("NOTIFY_SOCKET")),
-		maxBody: 1 << 20,
 		done:    make(chan struct{}),
+		lastSum: sum,
+		hs:      map[string]*handshakeOut{},
 	}
 	d.cfg.Store(cfg)
+	d.warnInsecure(cfg)
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	dataDir := d.dataDir(cfg)
+	d.dataDirPath = dataDir
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", dataDir, err)
 	}
@@ -101,6 +119,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.metrics = newDaemonMetrics(d)
 	if err := d.listen(cfg); err != nil {
 		d.engine.Close(context.Background())
 		return nil, err
@@ -110,22 +129,30 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		d.engine.Close(context.Background())
 		return nil, err
 	}
+	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
+	if err := d.watchConfig(cfg.File); err != nil {
+		d.log.Warn("config file not watched; reload with SIGHUP or sidehook reload", "config", cfg.File, "err", err)
+	}
+	d.handshakes(cfg)
 	d.log.Info("sidehook ready", "version", opts.Version, "config", cfg.File, "data", dataDir,
 		"socket", d.socket, "listen", cfg.Listen, "webhooks", len(cfg.Webhooks), "queued", d.engine.QueueDepth())
 	d.notify.send("READY=1\nSTATUS=" + d.status())
+	d.startNotifyLoops()
 	return d, nil
 }
 
 // Run starts the daemon and serves until SIGTERM or SIGINT, reloading on
 // SIGHUP. A second stop signal cuts the shutdown's grace period short.
 func Run(ctx context.Context, opts Options) error {
+	// Signals are caught from before READY=1: a stop or reload sent right
+	// after it waits in the channel instead of killing the process.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	d, err := Start(ctx, opts)
 	if err != nil {
 		return err
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,6 +213,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			}
 			cancel()
 		}
+		if d.watcher != nil {
+			d.watcher.Close()
+		}
+		d.bgStop()
+		d.bg.Wait()
 		if err := d.engine.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -200,29 +232,70 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // it the one in force. A broken file leaves the previous configuration
 // running; the error is logged and shown by /readyz and /v1/webhooks.
 func (d *Daemon) Reload() error {
+	_, err := d.reload(false)
+	return err
+}
+
+// reload is Reload; with onlyIfChanged (the file watcher) it does nothing
+// when the files hold the same bytes as at the last load, so that a touch
+// or an editor's extra events make no noise. It reports whether it loaded.
+func (d *Daemon) reload(onlyIfChanged bool) (bool, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	d.notify.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-	defer d.notify.send("READY=1\nSTATUS=" + d.status())
 	old := d.cfg.Load()
+	sum := configSum(old.File)
+	if onlyIfChanged && sum == d.lastSum {
+		return false, nil
+	}
+	// An empty main file is most often one being written in place
+	// (truncated, not yet filled): loading it would remove every webhook
+	// and fail their queued deliveries. The watcher waits for the write;
+	// a reload on demand refuses it.
+	if fi, err := os.Stat(old.File); err == nil && fi.Size() == 0 {
+		if onlyIfChanged {
+			d.log.Info("config file is empty; waiting for it to be written", "config", old.File)
+			return false, nil
+		}
+		err := fmt.Errorf("%s: the file is empty (to run without webhooks, write \"webhooks: []\")", old.File)
+		msg := err.Error()
+		d.configErr.Store(&msg)
+		d.metrics.reloaded(false)
+		d.log.Error("config rejected; the previous config stays in force", "config", old.File, "err", err)
+		return true, err
+	}
+	d.lastSum = sum
+	d.notify.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer func() { d.notify.send("READY=1\nSTATUS=" + d.status()) }()
 	cfg, err := config.Load(old.File)
 	if err != nil {
 		msg := err.Error()
 		d.configErr.Store(&msg)
+		d.metrics.reloaded(false)
 		d.log.Error("config rejected; the previous config stays in force", "config", old.File, "err", err)
-		return err
+		return true, err
 	}
 	d.configErr.Store(nil)
 	d.cfg.Store(cfg)
+	if o, n := old.Limits, cfg.Limits; o.MaxHeaderBytes != n.MaxHeaderBytes || o.MaxConnections != n.MaxConnections {
+		d.log.Warn("limits.max_header_bytes and limits.max_connections apply at the next start; the listeners keep the old ones",
+			"max_header_bytes", o.MaxHeaderBytes, "max_connections", o.MaxConnections)
+	}
+	d.warnInsecure(cfg)
 	d.engine.SetConfig(cfg)
+	d.metrics.reloaded(true)
 	added, removed, changed := diffWebhooks(old, cfg)
 	d.log.Info("config reloaded", "config", cfg.File, "webhooks", len(cfg.Webhooks),
 		"added", added, "removed", removed, "changed", changed)
-	return nil
+	d.handshakes(cfg)
+	return true, nil
 }
 
 func (d *Daemon) status() string {
-	return fmt.Sprintf("%d webhooks, %d queued", len(d.cfg.Load().Webhooks), d.engine.QueueDepth())
+	s := fmt.Sprintf("%d webhooks, %d queued", len(d.cfg.Load().Webhooks), d.engine.QueueDepth())
+	if d.configErr.Load() != nil {
+		s += "; config file refused, previous config in force (see: sidehook webhooks)"
+	}
+	return s
 }
 
 // dataDir picks the store's directory: --data, the file's data_dir

@@ -13,30 +13,89 @@ import (
 )
 
 // listen binds the Unix socket and, when configured, the loopback port,
-// and serves the API on both.
+// and serves the API on both. Each listener serves at most
+// limits.max_connections connections at once and reads at most
+// limits.max_header_bytes of a request's headers; both are read here, at
+// start, so a reload does not change them.
+//
+// Under socket activation (sidehook.socket), the listeners come from
+// systemd instead: a Unix one is the socket, a TCP one the port; what
+// systemd did not pass is bound as configured.
 func (d *Daemon) listen(cfg *config.Config) error {
 	d.socket = d.socketPath(cfg)
-	ul, err := listenUnix(d.socket)
+	gid := -1
+	if cfg.SocketGroup != "" {
+		var err error
+		if gid, err = lookupGroup(cfg.SocketGroup); err != nil {
+			return err
+		}
+	}
+	inherited, err := activationListeners(d.opts.Getenv, os.Getpid(), listenFDsStart)
 	if err != nil {
 		return err
 	}
-	ls := []net.Listener{ul}
-	if cfg.Listen != "" {
-		tl, err := listenLoopback(cfg.Listen)
+	var ul, tl net.Listener
+	for _, l := range inherited {
+		switch {
+		case l.Addr().Network() == "unix" && ul == nil:
+			ul = l
+			d.socket = l.Addr().String()
+			if cfg.SocketGroup != "" {
+				d.log.Warn("socket_group is not applied to a socket passed by systemd; set SocketGroup= in sidehook.socket", "socket_group", cfg.SocketGroup)
+			}
+		case l.Addr().Network() == "tcp" && tl == nil:
+			tl = l
+		default:
+			d.log.Warn("socket activation: extra socket ignored", "addr", l.Addr().String())
+			l.Close()
+		}
+	}
+	if len(inherited) > 0 {
+		d.log.Info("socket activation", "sockets", len(inherited))
+	}
+	if ul == nil {
+		if ul, err = listenUnix(d.socket); err == nil && gid >= 0 {
+			if err = chownSocket(d.socket, cfg.SocketGroup, gid); err != nil {
+				ul.Close()
+			}
+		}
 		if err != nil {
+			if tl != nil {
+				tl.Close()
+			}
+			return err
+		}
+	}
+	ls := []net.Listener{ul}
+	if tl == nil && cfg.Listen != "" {
+		if tl, err = listenTCP(cfg.Listen, cfg.ListenPublic); err != nil {
 			ul.Close()
 			return err
 		}
+	}
+	if tl != nil {
 		ls = append(ls, tl)
+	}
+	if tl != nil && !cfg.ListenPublic && !config.IsLoopback(tl.Addr().String()) {
+		ul.Close()
+		tl.Close()
+		return fmt.Errorf("socket activation passed TCP socket %s, which is not loopback: set listen_public: true and api_token to serve it, or bind it to 127.0.0.1", tl.Addr())
 	}
 	handler := d.routes()
 	for _, l := range ls {
+		l = limitListen(l, cfg.Limits.MaxConnections)
+		h := handler
+		if l.Addr().Network() == "tcp" {
+			// The TCP listener needs api_token when one is set; the
+			// socket's mode and group are its own access control.
+			h = d.requireToken(handler, !config.IsLoopback(l.Addr().String()))
+		}
 		srv := &http.Server{
-			Handler:           handler,
+			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
+			MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 			ErrorLog:          nil,
 		}
 		d.servers = append(d.servers, srv)
