@@ -64,6 +64,9 @@ type Config struct {
 	DataDir string
 	// HistoryRetention is how long finished deliveries are kept.
 	HistoryRetention time.Duration
+	// MinFreeSpace is the disk space the store keeps in reserve; 0 means
+	// the default (128 MiB).
+	MinFreeSpace int64
 	// Notify is where failure notices go; nil when not configured.
 	Notify *Notify
 	// Limits bound what API clients send; defaults when the file has no

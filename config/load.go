@@ -68,7 +68,7 @@ type loader struct {
 
 // main reads the top level of the main file.
 func (l *loader) main(d *decoder, root *yaml.Node) {
-	m, ok := d.mapping(root, "", "socket", "listen", "data_dir", "history_retention", "notify", "events", "webhooks",
+	m, ok := d.mapping(root, "", "socket", "listen", "data_dir", "history_retention", "min_free_space", "notify", "events", "webhooks",
 		"socket_group", "listen_public", "api_token", "network", "limits")
 	if !ok {
 		return
@@ -87,6 +87,11 @@ func (l *loader) main(d *decoder, root *yaml.Node) {
 	if v := m.get("history_retention"); v != nil {
 		if t, ok := d.positive(v, "history_retention"); ok {
 			c.HistoryRetention = t
+		}
+	}
+	if v := m.get("min_free_space"); v != nil {
+		if n, ok := d.sizeRange(v, "min_free_space", 0, 1<<40); ok {
+			c.MinFreeSpace = n
 		}
 	}
 	if v := m.get("notify"); v != nil {

@@ -114,6 +114,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		Dir:        dataDir,
 		Logger:     d.log,
 		UserAgent:  "sidehook/" + opts.Version,
+		MinFree:    cfg.MinFreeSpace,
 		Registerer: d.reg,
 	})
 	if err != nil {
