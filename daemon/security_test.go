@@ -144,7 +144,7 @@ webhooks:
 		{"GET", "/v1/webhooks/crm/deliveries"}, {"GET", "/v1/events"}, {"POST", "/v1/events"},
 		{"POST", "/v1/reload"}, {"GET", "/metrics"}, {"GET", "/"}, {"GET", "/no-such-page"},
 	}
-	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + base64.StdEncoding.EncodeToString([]byte("x:"+testToken)), testToken, "Bearer " + testToken + "x"} {
+	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + base64.StdEncoding.EncodeToString([]byte("x:wrong-token-0123456789")), testToken, "Bearer " + testToken + "x"} {
 		for _, rt := range routes {
 			resp, body := tcpDo(t, addr, rt.method, rt.path, auth)
 			var msg struct{ Error string }
@@ -160,7 +160,8 @@ webhooks:
 			t.Errorf("GET %s without a token = %d %s, want 200", path, resp.StatusCode, body)
 		}
 	}
-	for _, auth := range []string{"Bearer " + testToken, "bearer " + testToken} {
+	// Basic (any user, the token as password) is how a browser sends it.
+	for _, auth := range []string{"Bearer " + testToken, "bearer " + testToken, "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:"+testToken))} {
 		if resp, body := tcpDo(t, addr, "GET", "/v1/webhooks", auth); resp.StatusCode != 200 || !strings.Contains(body, `"crm"`) {
 			t.Errorf("GET /v1/webhooks with %q = %d %s, want 200", auth, resp.StatusCode, body)
 		}
