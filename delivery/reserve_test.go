@@ -12,21 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tmpfsDir mounts a small tmpfs, or skips the test where that is not
-// possible (it needs root).
-func tmpfsDir(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
 	var st unix.Statfs_t
@@ -40,7 +25,7 @@ func freeBytes(t *testing.T, dir string) int64 {
 // write) must be made again once the store takes writes: the delivery
 // may not stay in_queue forever, unattempted, until the next restart.
 func TestStore_UnrecordedAttemptIsRetriedWhenSpaceReturns(t *testing.T) {
-	disk := tmpfsDir(t, "120m")
+	disk := mountSmallDisk(t, "120m")
 	rc := newReceiver(t, nil)
 	wh := hook("sink", rc.URL, "Lead_Post_Create")
 	wh.Delay = 300 * time.Millisecond
