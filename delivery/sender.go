@@ -255,9 +255,11 @@ func (s *httpSender) send(ctx context.Context, m *Message) outcome {
 		r.Headers[name] = strings.Join(vals, ", ")
 	}
 	oc.attempt.Response = r
-	oc.ok = wh.IsSuccess(resp.StatusCode)
+	// A body cut short (reset, timeout) fails the attempt even after a
+	// 2xx status: the receiver may not have finished with the request.
+	oc.ok = wh.IsSuccess(resp.StatusCode) && rerr == nil
 	switch {
-	case rerr != nil && !oc.ok:
+	case rerr != nil:
 		oc.attempt.Error = fmt.Sprintf("read response: %s", describeErr(rerr, wh.Timeout))
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		oc.attempt.Error = fmt.Sprintf("redirect not followed (Location: %s)", resp.Header.Get("Location"))
