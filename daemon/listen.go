@@ -96,7 +96,6 @@ func (d *Daemon) listen(cfg *config.Config) error {
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
-			ErrorLog:          nil,
 		}
 		d.servers = append(d.servers, srv)
 		d.addrs = append(d.addrs, l.Addr())
