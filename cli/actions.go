@@ -20,14 +20,7 @@ Flags:
 ` + connUsage
 
 func (m *Main) retry(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("retry")
-	conn := m.addConnFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseN(fs, args, "DELIVERY_ID")
-	if err != nil {
-		return err
-	}
-	c, err := m.client(conn)
+	c, pos, asJSON, err := m.apiCommand("retry", args, "DELIVERY_ID")
 	if err != nil {
 		return err
 	}
@@ -36,7 +29,7 @@ func (m *Main) retry(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		err = writeJSON(m.Stdout, raw)
 	} else {
 		m.printRetry(pos[0], &d)
@@ -84,14 +77,7 @@ type pingResult struct {
 }
 
 func (m *Main) ping(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("ping")
-	conn := m.addConnFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseN(fs, args, "WEBHOOK_ID")
-	if err != nil {
-		return err
-	}
-	c, err := m.client(conn)
+	c, pos, asJSON, err := m.apiCommand("ping", args, "WEBHOOK_ID")
 	if err != nil {
 		return err
 	}
@@ -100,7 +86,7 @@ func (m *Main) ping(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		err = writeJSON(m.Stdout, raw)
 	} else {
 		m.printPing(&res)
@@ -139,13 +125,7 @@ type reloadResult struct {
 }
 
 func (m *Main) reload(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("reload")
-	conn := m.addConnFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseN(fs, args); err != nil {
-		return err
-	}
-	c, err := m.client(conn)
+	c, _, asJSON, err := m.apiCommand("reload", args)
 	if err != nil {
 		return err
 	}
@@ -156,7 +136,7 @@ func (m *Main) reload(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(m.Stdout, raw); err != nil {
 			return err
 		}

@@ -43,6 +43,22 @@ func (m *Main) defaultConfig() string {
 
 // client returns a client for the daemon the flags point at: --addr when
 // given, else the Unix socket.
+// apiCommand parses the flags of a command that talks to the daemon, has
+// only --json of its own and takes exactly the named arguments, and
+// returns the client for it.
+func (m *Main) apiCommand(name string, args []string, names ...string) (c *client, pos []string, asJSON bool, err error) {
+	fs := m.newFlagSet(name)
+	conn := m.addConnFlags(fs)
+	j := fs.Bool("json", false, "print JSON")
+	if pos, err = parseN(fs, args, names...); err != nil {
+		return nil, nil, false, err
+	}
+	if c, err = m.client(conn); err != nil {
+		return nil, nil, false, err
+	}
+	return c, pos, *j, nil
+}
+
 func (m *Main) client(c *connFlags) (*client, error) {
 	if c.addr != "" {
 		cl, err := newTCPClient(c.addr, c.config)

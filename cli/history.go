@@ -220,14 +220,7 @@ Flags:
 ` + connUsage
 
 func (m *Main) show(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("show")
-	conn := m.addConnFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseN(fs, args, "DELIVERY_ID")
-	if err != nil {
-		return err
-	}
-	c, err := m.client(conn)
+	c, pos, asJSON, err := m.apiCommand("show", args, "DELIVERY_ID")
 	if err != nil {
 		return err
 	}
@@ -236,7 +229,7 @@ func (m *Main) show(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(m.Stdout, raw)
 	}
 	return m.printDelivery(&d)

@@ -40,13 +40,7 @@ type webhookList struct {
 }
 
 func (m *Main) webhooks(ctx context.Context, args []string) error {
-	fs := m.newFlagSet("webhooks")
-	conn := m.addConnFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseN(fs, args); err != nil {
-		return err
-	}
-	c, err := m.client(conn)
+	c, _, asJSON, err := m.apiCommand("webhooks", args)
 	if err != nil {
 		return err
 	}
@@ -58,7 +52,7 @@ func (m *Main) webhooks(ctx context.Context, args []string) error {
 	if list.ConfigError != nil {
 		m.warnConfigError(*list.ConfigError)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(m.Stdout, raw)
 	}
 	// The HANDSHAKE column shows only when a webhook asks for one.
