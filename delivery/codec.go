@@ -50,7 +50,7 @@ func (r *record) encode() []byte {
 	if r.LastAt != nil {
 		b = binary.AppendVarint(b, r.LastAt.UnixNano())
 	}
-	for _, n := range []int{r.Events, r.LastCode, r.Tries, r.AutoTries} {
+	for _, n := range []int{r.LastCode, r.Tries, r.AutoTries} {
 		b = binary.AppendVarint(b, int64(n))
 	}
 	return b
@@ -84,7 +84,7 @@ func (r *record) decode(b []byte) error {
 		t := d.time()
 		r.LastAt = &t
 	}
-	for _, n := range []*int{&r.Events, &r.LastCode, &r.Tries, &r.AutoTries} {
+	for _, n := range []*int{&r.LastCode, &r.Tries, &r.AutoTries} {
 		*n = int(d.varint())
 	}
 	if d.bad {

@@ -251,10 +251,7 @@ func (e *Engine) seal(id string) error {
 		}
 		rec.Sealed = true
 		w.set(kDelivery(id), rec.encode())
-		ok2 := kOpen(rec.Webhook, rec.EventType+rec.Group)
-		if ob, open := w.openBatch(ok2); open && ob.Delivery == id {
-			w.setOpenBatch(ok2, nil)
-		}
+		closeBatch(w, rec)
 		return nil
 	})
 }

@@ -109,27 +109,30 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 		return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 	}
 	ok := kOpen(wh.ID, et.Code+group)
+	// An open batch is always a queued, unsealed delivery: sealing and
+	// finishing a batch close it (see seal and setStatus), so joining it
+	// needs no read of the delivery until it is full.
 	if ob, open := w.openBatch(ok); open && w.now.Before(ob.Closes) && ob.Count < ob.Max {
-		var rec record
-		if found, err := w.getRecord(ob.Delivery, &rec); err == nil && found && rec.Status == StatusInQueue && !rec.Sealed {
-			w.set(kMember(rec.ID, eventID), nil)
-			rec.Events++
-			ob.Count++
-			if ob.Count >= ob.Max {
-				// Full: the window closes now; send after the delay.
-				if due := w.now.Add(wh.Delay); due.Before(rec.DueAt) {
-					w.del(kQueue(wh.ID, rec.DueAt, rec.ID))
-					rec.DueAt = due
-					w.enqueue(wh.ID, due, rec.ID)
-				}
-				rec.Sealed = true
-				w.setOpenBatch(ok, nil)
-			} else {
-				w.setOpenBatch(ok, &ob)
-			}
-			w.set(kDelivery(rec.ID), rec.encode())
-			return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
+		w.set(kMember(ob.Delivery, eventID), nil)
+		ob.Count++
+		if ob.Count < ob.Max {
+			w.setOpenBatch(ok, &ob)
+			return Planned{ID: ob.Delivery, Webhook: wh.ID, DueAt: ob.Due}
 		}
+		// Full: the window closes now; send after the delay.
+		w.setOpenBatch(ok, nil)
+		rec, found, err := readRecord(w, ob.Delivery)
+		if err != nil || !found {
+			return Planned{ID: ob.Delivery, Webhook: wh.ID, DueAt: ob.Due}
+		}
+		if due := w.now.Add(wh.Delay); due.Before(rec.DueAt) {
+			w.del(kQueue(wh.ID, rec.DueAt, rec.ID))
+			rec.DueAt = due
+			w.enqueue(wh.ID, due, rec.ID)
+		}
+		rec.Sealed = true
+		w.set(kDelivery(rec.ID), rec.encode())
+		return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 	}
 	rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(batch.Window+wh.Delay), true, "")
 	w.set(kMember(rec.ID, eventID), nil)
@@ -142,7 +145,7 @@ func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, 
 		w.set(kDelivery(rec.ID), rec.encode())
 		w.setOpenBatch(ok, nil)
 	} else {
-		w.setOpenBatch(ok, &openBatch{Delivery: rec.ID, Closes: w.now.Add(batch.Window), Count: 1, Max: batch.Max})
+		w.setOpenBatch(ok, &openBatch{Delivery: rec.ID, Closes: w.now.Add(batch.Window), Count: 1, Max: batch.Max, Due: rec.DueAt})
 	}
 	return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 }
@@ -158,7 +161,6 @@ func newRecord(w *wtx, ids *idGen, webhook, eventType string, due time.Time, bat
 		DueAt:     due,
 		Batch:     batch,
 		Sealed:    !batch,
-		Events:    1,
 		Event:     eventID,
 	}
 	w.set(kDelivery(rec.ID), rec.encode())

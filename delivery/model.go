@@ -67,10 +67,9 @@ type record struct {
 	// Batch is true when other events may still join (until Sealed).
 	Batch  bool
 	Sealed bool
-	// Events counts the members. Event is the only member of a delivery
-	// that is not a batch, kept here to spare a scan on the hot path.
-	Events int
-	Event  string
+	// Event is the only member of a delivery that is not a batch, kept
+	// here to spare a scan of the member keys on the hot path.
+	Event string
 	// Group further splits the batches of a webhook and event type: the
 	// failure notices of each webhook are coalesced apart.
 	Group      string
@@ -151,7 +150,6 @@ type openBatch struct {
 	Closes   time.Time `json:"c"`
 	Count    int       `json:"n"`
 	Max      int       `json:"m"`
-	Delay    int64     `json:"dl"`
 	Due      time.Time `json:"du"`
 }
 

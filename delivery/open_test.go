@@ -53,8 +53,8 @@ func TestRecord_EncodeDecode(t *testing.T) {
 	now := time.Unix(1700000000, 123456789)
 	later := now.Add(time.Minute)
 	for _, r := range []record{
-		{ID: "dlv_0123456789abcdefghijklmnop", Webhook: "crm", EventType: "Lead_Post_Create", Status: StatusInQueue, CreatedAt: now, DueAt: later, Events: 1, Event: "evt_x", Sealed: true},
-		{ID: "dlv_1", Webhook: "b", EventType: "t", Status: StatusFailure, CreatedAt: now, DueAt: now, Batch: true, Events: 100, Group: "\x00crm",
+		{ID: "dlv_0123456789abcdefghijklmnop", Webhook: "crm", EventType: "Lead_Post_Create", Status: StatusInQueue, CreatedAt: now, DueAt: later, Event: "evt_x", Sealed: true},
+		{ID: "dlv_1", Webhook: "b", EventType: "t", Status: StatusFailure, CreatedAt: now, DueAt: now, Batch: true, Group: "\x00crm",
 			FinishedAt: &later, LastAt: &now, LastCode: 503, LastError: "HTTP 503 Service Unavailable", Tries: 4, AutoTries: 3},
 		{Status: StatusSuccess, CreatedAt: time.Unix(0, 0), DueAt: time.Unix(0, 0), LastCode: -1},
 	} {

@@ -62,6 +62,10 @@ func stageOutcome(w *wtx, rec *record, wh *config.Webhook, oc outcome) Status {
 // setStatus moves a delivery to a final status with its indexes, counts
 // and retention entry.
 func setStatus(w *wtx, rec *record, st Status) {
+	if rec.Batch && !rec.Sealed {
+		rec.Sealed = true
+		closeBatch(w, rec)
+	}
 	if rec.Status == StatusInQueue {
 		w.del(kQueue(rec.Webhook, rec.DueAt, rec.ID))
 	}
@@ -80,6 +84,14 @@ func setStatus(w *wtx, rec *record, st Status) {
 	rec.Status = st
 	rec.FinishedAt = &now
 	w.set(kRetain(now, rec.ID), nil)
+}
+
+// closeBatch ends a batch's window: no event joins it any more.
+func closeBatch(w *wtx, rec *record) {
+	k := kOpen(rec.Webhook, rec.EventType+rec.Group)
+	if ob, open := w.openBatch(k); open && ob.Delivery == rec.ID {
+		w.setOpenBatch(k, nil)
+	}
 }
 
 // retryDelay is the wait before the next automatic attempt after tries
