@@ -67,6 +67,9 @@ type Config struct {
 	// MinFreeSpace is the disk space the store keeps in reserve; 0 means
 	// the default (128 MiB).
 	MinFreeSpace int64
+	// Pprof serves Go's profiler at /debug/pprof/ on the Unix socket
+	// (never on the TCP listener).
+	Pprof bool
 	// Notify is where failure notices go; nil when not configured.
 	Notify *Notify
 	// Limits bound what API clients send; defaults when the file has no

@@ -69,7 +69,7 @@ type loader struct {
 // main reads the top level of the main file.
 func (l *loader) main(d *decoder, root *yaml.Node) {
 	m, ok := d.mapping(root, "", "socket", "listen", "data_dir", "history_retention", "min_free_space", "notify", "events", "webhooks",
-		"socket_group", "listen_public", "api_token", "network", "limits")
+		"socket_group", "listen_public", "api_token", "network", "limits", "pprof")
 	if !ok {
 		return
 	}
@@ -93,6 +93,9 @@ func (l *loader) main(d *decoder, root *yaml.Node) {
 		if n, ok := d.sizeRange(v, "min_free_space", 0, 1<<40); ok {
 			c.MinFreeSpace = n
 		}
+	}
+	if v := m.get("pprof"); v != nil {
+		c.Pprof, _ = d.bool(v, "pprof")
 	}
 	if v := m.get("notify"); v != nil {
 		c.Notify = d.notify(v, "notify")

@@ -34,6 +34,7 @@ func (d *Daemon) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
 	mux.HandleFunc("GET /readyz", d.getReady)
+	mux.Handle("/debug/pprof/", d.pprofHandler())
 	pages := ui.New(d.engine, ui.Options{Version: d.opts.Version, Logger: d.log, ConfigError: func() string {
 		if msg := d.configErr.Load(); msg != nil {
 			return *msg
