@@ -232,7 +232,8 @@ func decodeEvent(raw []byte, cat *config.Catalog, lim config.Limits) (delivery.I
 	if len(in.ID) > lim.MaxKey {
 		return delivery.Incoming{}, fmt.Errorf(`"id" is %d bytes; idempotency keys are at most %d (limits.max_key)`, len(in.ID), lim.MaxKey)
 	}
-	if depth := jsonDepth(in.Data); depth > lim.MaxDepth {
+	if tooDeep(in.Data, lim.MaxDepth) {
+		depth := jsonDepth(in.Data)
 		return delivery.Incoming{}, fmt.Errorf("data nests %d levels deep; the limit is %d (limits.max_depth)", depth, lim.MaxDepth)
 	}
 	et, ok := cat.Lookup(*in.Event)

@@ -1,12 +1,23 @@
 package daemon
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
 )
+
+// tooDeep reports whether the valid JSON value b nests objects and arrays
+// more than limit levels deep. Most events open fewer brackets in all than
+// the limit, which a fast count shows without walking the value.
+func tooDeep(b []byte, limit int) bool {
+	if bytes.Count(b, []byte{'{'})+bytes.Count(b, []byte{'['}) <= limit {
+		return false
+	}
+	return jsonDepth(b) > limit
+}
 
 // jsonDepth returns how deeply the valid JSON value b nests objects and
 // arrays: 0 for a scalar, 1 for {"a":1} or [1], 2 for {"a":[1]}. It is one

@@ -37,6 +37,11 @@ func TestJSONDepth(t *testing.T) {
 		if got := jsonDepth([]byte(tt.in)); got != tt.want {
 			t.Errorf("jsonDepth(%s) = %d, want %d", tt.in, got, tt.want)
 		}
+		for _, limit := range []int{0, 1, 2, 3, 63, 64} {
+			if got, want := tooDeep([]byte(tt.in), limit), tt.want > limit; got != want {
+				t.Errorf("tooDeep(%s, %d) = %v, want %v", tt.in, limit, got, want)
+			}
+		}
 	}
 }
 
