@@ -104,8 +104,9 @@ func (e *Engine) stageEvent(w *wtx, cfg *config.Config, ev Incoming) Accepted {
 func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, group, eventID string) Planned {
 	batch, batched := wh.BatchFor(et)
 	if !batched {
+		// A delivery of one event names it in its record; only batches
+		// keep member keys.
 		rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(wh.Delay), false, eventID)
-		w.set(kMember(rec.ID, eventID), nil)
 		return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 	}
 	ok := kOpen(wh.ID, et.Code+group)

@@ -127,29 +127,21 @@ func stageExpire(w *wtx, id string) error {
 	if err != nil || !ok {
 		return err
 	}
-	members, err := w.keysWithPrefix(kMemberPrefix(id))
-	if err != nil {
-		return err
-	}
-	for _, mk := range members {
-		eid := string(mk[len(kMemberPrefix(id)):])
-		b, found, err := w.get(kEvent(eid))
+	if rec.Event != "" {
+		if err := releaseEvent(w, rec.Event); err != nil {
+			return err
+		}
+	} else {
+		members, err := w.keysWithPrefix(kMemberPrefix(id))
 		if err != nil {
 			return err
 		}
-		if found {
-			var ev event
-			if err := ev.decode(b); err != nil {
+		for _, mk := range members {
+			if err := releaseEvent(w, string(mk[len(kMemberPrefix(id)):])); err != nil {
 				return err
 			}
-			ev.Refs--
-			if ev.Refs <= 0 {
-				w.del(kEvent(eid))
-			} else {
-				w.set(kEvent(eid), ev.encode())
-			}
+			w.del(mk)
 		}
-		w.del(mk)
 	}
 	attempts, err := w.keysWithPrefix(kAttemptPrefix(id))
 	if err != nil {
@@ -169,6 +161,26 @@ func stageExpire(w *wtx, id string) error {
 		w.del(kQueue(rec.Webhook, rec.DueAt, id))
 	}
 	w.count(rec.Webhook, rec.Status, -1)
+	return nil
+}
+
+// releaseEvent drops one delivery's reference to an event, and the event
+// with the last one.
+func releaseEvent(w *wtx, eid string) error {
+	b, found, err := w.get(kEvent(eid))
+	if err != nil || !found {
+		return err
+	}
+	var ev event
+	if err := ev.decode(b); err != nil {
+		return err
+	}
+	ev.Refs--
+	if ev.Refs <= 0 {
+		w.del(kEvent(eid))
+	} else {
+		w.set(kEvent(eid), ev.encode())
+	}
 	return nil
 }
 
