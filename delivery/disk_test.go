@@ -30,9 +30,12 @@ func mountSmallDisk(t *testing.T, size string) string {
 func TestStore_FullDiskAnswers503AndRecovers(t *testing.T) {
 	disk := mountSmallDisk(t, "160m")
 	// A filler file stands for whatever else fills the disk; removing it
-	// is the operator freeing space.
+	// is the operator freeing space. The history of each attempt holds
+	// the body it sent, so deliveries still queued at the refusal may
+	// write as much again as their events took: the filler frees more
+	// than that, whatever the pace of the deliveries.
 	filler := filepath.Join(disk, "filler")
-	if out, err := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M", "count=40").CombinedOutput(); err != nil {
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M", "count=60").CombinedOutput(); err != nil {
 		t.Fatalf("dd: %v: %s", err, out)
 	}
 	rc := newReceiver(t, nil)
