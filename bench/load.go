@@ -60,21 +60,30 @@ func parseData(b []byte) (n, t int64, ok bool) {
 
 // post sends body to url with client and reports whether it got want.
 func post(ctx context.Context, client *http.Client, url string, body []byte, want int) error {
+	_, err := postRead(ctx, client, url, body, want)
+	return err
+}
+
+// postRead is post that also returns the answer's body.
+func postRead(ctx context.Context, client *http.Client, url string, body []byte, want int) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != want {
-		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+		return b, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
 	}
-	return nil
+	if err != nil {
+		return b, fmt.Errorf("read answer: %w", err)
+	}
+	return b, nil
 }
 
 // loadStats is what a load run saw.

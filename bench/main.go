@@ -7,6 +7,7 @@
 //	go run ./bench [flags]
 //	go run ./bench --modes ingest --duration 5s
 //	go run ./bench --modes delivery --events 20000 --json bench.json
+//	go run ./bench --modes depth,precision,batching --events 50000
 //
 // It builds the binary (or takes --bin), runs it as a subprocess on a
 // temporary data directory under --dir, and measures:
@@ -31,6 +32,34 @@
 //     the in_queue depth over the run (from GET /v1/webhooks) and how long
 //     the queue took to drain once the load stopped. Baseline: post-bare
 //     sending the same bodies straight to the receiver at the same rate.
+//   - depth: what a deep queue costs. The same sequence runs on an empty
+//     store (the baseline column) and after queueing --depth deliveries
+//     due in 24h (arrays of 500 events per POST): memory (RssAnon, VmHWM,
+//     Go heap) once the daemon is quiet and again after an idle period
+//     and a forced GC, the data directory's bytes on disk; SIGTERM, then a
+//     restart on the same data directory timed from process start to
+//     /readyz 200, with its memory; the ingest mode's load for --duration
+//     (target: at least 0.8 of the empty store's events/s); and the
+//     delivery mode's drain of --events events queued behind a gate for a
+//     second, undelayed webhook.
+//   - precision: how punctually delayed deliveries go out from a deep
+//     queue. --depth minus --precision-events deliveries are queued 72h
+//     ahead, then --precision-events are posted one by one at an even
+//     rate so that their due times spread over --precision-window, all in
+//     the queue before the first falls due. Lateness is each arrival at
+//     the receiver minus the due_at the daemon answered with; p50, p99
+//     (target under 50 ms), p99.9, max and early arrivals, beside the same
+//     run without the far-ahead queue.
+//   - batching: --batch-events activity events posted inside one window
+//     to a webhook with batch {window: --batch-window, max: --batch-max}:
+//     the batches and their sizes (max, but the last), the time from the
+//     last batch's window close to its arrival (target under 1 s), and
+//     that every event arrived exactly once, in the batch its 202 named.
+//     The run lasts about one window.
+//   - outage: --outage-events events queued for a receiver that refuses
+//     connections, circuit breaker open, for --outage-duration; then the
+//     receiver comes back and the queue drains. Memory, CPU, disk and the
+//     queue every --outage-sample, to a CSV (see outage.go).
 //
 // For every sidehook run it also reports the daemon's CPU time per event
 // (utime+stime from /proc/PID/stat) and its peak RSS (VmHWM from
@@ -71,6 +100,14 @@ type options struct {
 	jsonPath    string
 	dir         string
 	keep        bool
+
+	depth           int           // depth, precision: deliveries queued
+	precisionEvents int           // precision: measured deliveries
+	precisionWindow time.Duration // precision: their due times' spread
+	batchEvents     int           // batching: events posted
+	batchMax        int           // batching: the webhook's batch max
+	batchWindow     time.Duration // batching: the webhook's batch window
+	outage          outageOptions // outage: see outage.go
 }
 
 func main() {
@@ -117,7 +154,7 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	modes := fs.String("modes", "ingest,delivery,e2e", "comma-separated benchmarks to run: ingest, delivery, e2e")
+	modes := fs.String("modes", "ingest,delivery,e2e", "comma-separated benchmarks to run: ingest, delivery, e2e, depth, precision, batching, outage")
 	fs.StringVar(&o.bin, "bin", "", "sidehook binary to measure (default: go build the module in the current directory)")
 	fs.IntVar(&o.clients, "clients", 64, "concurrent clients posting events (ingest, and filling the delivery queue)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the ingest and e2e loads run")
@@ -128,6 +165,13 @@ flags:
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
 	fs.StringVar(&o.dir, "dir", os.TempDir(), "where the temporary data directories go (its file system matters)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (configs, logs, stores)")
+	fs.IntVar(&o.depth, "depth", 1_000_000, "deliveries queued in the depth and precision runs")
+	fs.IntVar(&o.precisionEvents, "precision-events", 100_000, "precision: deliveries measured, part of --depth")
+	fs.DurationVar(&o.precisionWindow, "precision-window", time.Minute, "precision: the window their due times spread over")
+	fs.IntVar(&o.batchEvents, "batch-events", 100_000, "batching: activity events posted inside one window")
+	fs.IntVar(&o.batchMax, "batch-max", 1024, "batching: the webhook's batch max")
+	fs.DurationVar(&o.batchWindow, "batch-window", time.Minute, "batching: the webhook's batch window")
+	addOutageFlags(fs, &o.outage)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -137,11 +181,11 @@ flags:
 	for m := range strings.SplitSeq(*modes, ",") {
 		m = strings.TrimSpace(m)
 		switch m {
-		case "ingest", "delivery", "e2e":
+		case "ingest", "delivery", "e2e", "depth", "precision", "batching", "outage":
 			o.modes = append(o.modes, m)
 		case "":
 		default:
-			return o, fmt.Errorf("unknown mode %q (want ingest, delivery or e2e)", m)
+			return o, fmt.Errorf("unknown mode %q (want ingest, delivery, e2e, depth, precision, batching or outage)", m)
 		}
 	}
 	switch {
@@ -153,6 +197,10 @@ flags:
 		return o, errors.New("--duration must be positive")
 	case o.size < 64:
 		return o, errors.New("--size must be at least 64 bytes")
+	case o.depth < 1, o.precisionEvents < 1, o.batchEvents < 1, o.batchMax < 1:
+		return o, errors.New("--depth, --precision-events, --batch-events and --batch-max must be positive")
+	case o.precisionWindow <= 0, o.batchWindow <= 0:
+		return o, errors.New("--precision-window and --batch-window must be positive")
 	}
 	return o, nil
 }
@@ -193,6 +241,14 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			rows, err = b.delivery(ctx)
 		case "e2e":
 			rows, err = b.e2e(ctx)
+		case "depth":
+			rows, err = b.depth(ctx)
+		case "precision":
+			rows, err = b.precision(ctx)
+		case "batching":
+			rows, err = b.batching(ctx)
+		case "outage":
+			rows, err = b.outage(ctx)
 		}
 		res.Rows = append(res.Rows, rows...)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -136,16 +137,19 @@ func (c *child) waitReady(ctx context.Context, client *http.Client, url string) 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready within 60s", c.name)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// hookSettings is what a benchmark sets in the daemon's one webhook.
+// hookSettings is what a benchmark sets in one of the daemon's webhooks.
 type hookSettings struct {
 	url         string
 	delay       time.Duration
 	timeout     time.Duration
 	concurrency int
+	id          string // default "sink"
+	events      string // YAML flow list of event names; default [Lead Creation]
+	batch       string // YAML value of batch:, e.g. "{window: 1m, max: 100}"; default unset
 }
 
 // daemon is a running sidehook.
@@ -155,12 +159,15 @@ type daemon struct {
 	client  *http.Client
 	log     string
 	stopped bool
+	readyIn time.Duration // from starting the process to /readyz answering 200
 }
 
-// startDaemon writes a config with one webhook, "sink", for Lead Creation,
-// starts sidehook on a fresh data directory under dir and waits until it is
-// ready.
-func (b *bench) startDaemon(ctx context.Context, dir string, h hookSettings) (*daemon, error) {
+// startDaemon writes a config with the given webhooks (usually one, "sink",
+// for Lead Creation), starts sidehook on the data directory under dir
+// (fresh unless an earlier daemon used the same dir) and waits until it is
+// ready. The profiler is on, so a benchmark can force a GC through it
+// before reading the daemon's memory.
+func (b *bench) startDaemon(ctx context.Context, dir string, hooks ...hookSettings) (*daemon, error) {
 	// Unix socket paths are limited to 108 bytes: keep it short.
 	sockDir, err := os.MkdirTemp("", "shb")
 	if err != nil {
@@ -168,22 +175,27 @@ func (b *bench) startDaemon(ctx context.Context, dir string, h hookSettings) (*d
 	}
 	sock := filepath.Join(sockDir, "sidehook.sock")
 	cfgPath := filepath.Join(dir, "webhooks.yaml")
-	cfg := fmt.Sprintf(`socket: %s
-listen: ""
-webhooks:
-  - id: sink
-    events: [Lead Creation]
+	cfg := fmt.Sprintf("socket: %s\nlisten: \"\"\npprof: true\nwebhooks:\n", sock)
+	for _, h := range hooks {
+		id, events := cmp.Or(h.id, "sink"), cmp.Or(h.events, "[Lead Creation]")
+		cfg += fmt.Sprintf(`  - id: %s
+    events: %s
     url: %s
     delay: %s
     timeout: %s
     concurrency: %d
     retry: { attempts: 20, backoff: 1s, max_backoff: 10s }
-`, sock, h.url, h.delay, h.timeout, h.concurrency)
+`, id, events, h.url, h.delay, h.timeout, h.concurrency)
+		if h.batch != "" {
+			cfg += "    batch: " + h.batch + "\n"
+		}
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	logPath := filepath.Join(dir, "sidehook.log")
 	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfgPath, "--data", filepath.Join(dir, "data"))
+	started := time.Now()
 	c, err := startChild("sidehook", cmd, logPath)
 	if err != nil {
 		return nil, err
@@ -194,6 +206,7 @@ webhooks:
 		<-c.done
 		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
+	d.readyIn = time.Since(started)
 	return d, nil
 }
 
