@@ -54,7 +54,7 @@ func (d *dispatcher) observe(wh *config.Webhook, oc outcome) {
 		d.mu.Unlock()
 		return
 	}
-	now := time.Now()
+	now := d.s.e.store.now()
 	opened := !c.open
 	if opened {
 		c.open, c.since, c.probeWait = true, now, wh.Circuit.Probe

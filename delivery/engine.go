@@ -34,6 +34,9 @@ type Options struct {
 	// MinFree is the disk space kept in reserve (see DefaultMinFree);
 	// negative turns the guard off.
 	MinFree int64
+	// Now is the wall clock that due times and history are read from;
+	// nil means time.Now. Tests set it to simulate the clock being set.
+	Now func() time.Time
 }
 
 // DefaultMinFree is the disk space the store keeps free by default.
@@ -72,6 +75,9 @@ func Open(cfg *config.Config, opts Options) (*Engine, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	if opts.Now != nil {
+		s.now = opts.Now
+	}
 	e := &Engine{store: s, log: log, http: newHTTPSender(opts.UserAgent, cfg), command: newCommandSender(), bg: make(chan struct{})}
 	e.cfg.Store(cfg)
 	e.notify.Store(notifyHook(cfg))
@@ -91,6 +97,7 @@ func (e *Engine) Start() error {
 		return err
 	}
 	go e.maintain(ctx)
+	go watchClock(ctx, systemClock(e.store.now), time.Second, e.sched.clockStepped)
 	return nil
 }
 
@@ -157,7 +164,7 @@ func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptR
 	}
 	wh := e.webhook(rec.Webhook)
 	if wh == nil {
-		at := time.Now()
+		at := e.store.now()
 		err := e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
 			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}})
 		return attemptResult{unrecorded: err != nil}
@@ -183,12 +190,12 @@ type attemptResult struct {
 func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manual bool) outcome {
 	if rec.Batch && !rec.Sealed {
 		if err := e.seal(rec.ID); err != nil {
-			return outcome{attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
+			return outcome{attempt: Attempt{At: e.store.now(), Manual: manual, Error: err.Error()}}
 		}
 	}
 	body, err := e.body(rec, wh.ContentType)
 	if err != nil {
-		return outcome{permanent: true, attempt: Attempt{At: time.Now(), Manual: manual, Error: err.Error()}}
+		return outcome{permanent: true, attempt: Attempt{At: e.store.now(), Manual: manual, Error: err.Error()}}
 	}
 	m := &Message{Delivery: rec.ID, Webhook: wh, EventType: rec.EventType, Body: body, N: rec.Tries + 1, Manual: manual}
 	oc := e.senderFor(wh).send(ctx, m)
@@ -354,7 +361,7 @@ func (e *Engine) maintain(ctx context.Context) {
 
 // expire deletes finished deliveries older than the history retention.
 func (e *Engine) expire(ctx context.Context) {
-	cutoff := time.Now().Add(-e.cfg.Load().HistoryRetention)
+	cutoff := e.store.now().Add(-e.cfg.Load().HistoryRetention)
 	for ctx.Err() == nil {
 		ids, err := e.store.finishedBefore(cutoff, 500)
 		if err != nil || len(ids) == 0 {

@@ -87,6 +87,11 @@ func (s *scheduler) configChanged(cfg *config.Config) {
 	for _, wh := range cfg.Webhooks {
 		s.dispatcher(wh.ID)
 	}
+	s.pokeAll()
+}
+
+// pokeAll wakes every dispatcher to look at its due index again.
+func (s *scheduler) pokeAll() {
 	s.mu.Lock()
 	ds := make([]*dispatcher, 0, len(s.ds))
 	for _, d := range s.ds {
@@ -164,7 +169,7 @@ func (d *dispatcher) loop() {
 		next := d.dispatch()
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+			wait = max(next.Sub(d.s.e.store.now()), 0)
 		}
 		timer.Reset(wait)
 		select {
@@ -184,14 +189,14 @@ func (d *dispatcher) dispatch() time.Time {
 	}
 	wh := d.s.e.webhook(d.webhook)
 	limit := readyBatch // a removed webhook: fail its deliveries briskly
-	horizon := time.Now()
+	horizon := d.s.e.store.now()
 	if wh != nil {
 		if !wh.Enabled {
 			return time.Time{}
 		}
 		limit = wh.Concurrency
 	} else {
-		horizon = time.Now().Add(100 * 365 * 24 * time.Hour)
+		horizon = horizon.Add(100 * 365 * 24 * time.Hour)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -211,7 +216,7 @@ func (d *dispatcher) dispatch() time.Time {
 			entries, n, last, err := d.s.e.store.scanDue(d.from, kQueuePrefix(d.webhook), horizon, readyBatch, d.claimed)
 			if err != nil {
 				d.s.e.log.Error("scan due deliveries", "webhook", d.webhook, "err", err)
-				return time.Now().Add(time.Second)
+				return d.s.e.store.now().Add(time.Second)
 			}
 			if last != nil {
 				d.from = append(last, 0)

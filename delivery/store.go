@@ -38,6 +38,8 @@ type store struct {
 	db  *badger.DB
 	log *slog.Logger
 	ids *idGen
+	// now reads the wall clock (time.Now but in tests).
+	now func() time.Time
 
 	ops     chan *op
 	stopped chan struct{}
@@ -106,6 +108,7 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		db:       db,
 		log:      log,
 		ids:      newIDGen(),
+		now:      time.Now,
 		ops:      make(chan *op, 4096),
 		stopped:  make(chan struct{}),
 		counts:   map[string]*Counts{},
@@ -296,7 +299,7 @@ func (s *store) commitSome(ops []*op) int {
 		opErrs              = map[*op]error{}
 		wantSync            bool
 	)
-	now := time.Now()
+	now := s.now()
 	free := s.freeSpace()
 	var spaceErr error
 	for _, o := range ops {
