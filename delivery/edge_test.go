@@ -198,3 +198,30 @@ func TestPing_HeadWithHeaders(t *testing.T) {
 		t.Errorf("ping of a closed port = %+v, want an error", res)
 	}
 }
+
+// Entries queued behind the one a dispatcher waits for wake no one: the
+// dispatcher reads them when it wakes. Each still goes out on time.
+func TestScheduler_LaterEntriesNeedNoWakeUp(t *testing.T) {
+	rc := newReceiver(t, nil)
+	wh := hook("delayed", rc.URL, "Lead_Post_Create")
+	wh.Delay = 300 * time.Millisecond
+	e := openEngine(t, t.TempDir(), testConfig(wh))
+	start := time.Now()
+	var ids []string
+	for range 10 {
+		ids = append(ids, ingest(t, e, "Lead Creation", "", `{}`).Deliveries[0].ID)
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := rc.wait(t, len(ids))
+	for i, r := range got {
+		if early := r.at.Sub(start); early < wh.Delay {
+			t.Errorf("request %d arrived %v after the first ingest, before its delay", i, early)
+		}
+	}
+	for _, id := range ids {
+		d := waitStatus(t, e, id, StatusSuccess)
+		if late := d.Attempts[0].At.Sub(d.DueAt); late > 2*time.Second {
+			t.Errorf("delivery %s went out %v after its due time", id, late)
+		}
+	}
+}

@@ -78,7 +78,7 @@ func (s *scheduler) dispatcher(webhook string) *dispatcher {
 
 // queued is called after a commit added a due-index entry.
 func (s *scheduler) queued(webhook string, due time.Time) {
-	s.dispatcher(webhook).rewind(kQueue(webhook, due, ""))
+	s.dispatcher(webhook).queued(kQueue(webhook, due, ""), due)
 }
 
 // configChanged wakes every dispatcher so it reads its webhook's new
@@ -137,6 +137,9 @@ type dispatcher struct {
 	claimed  map[string]bool // ids in ready or in flight
 	inflight int
 	circuit  circuitState
+	// wakeAt is when the dispatcher's timer will next wake it to read
+	// due entries; zero while it waits only for a poke.
+	wakeAt time.Time
 }
 
 type dueEntry struct {
@@ -149,6 +152,19 @@ func (d *dispatcher) poke() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
+	}
+}
+
+// queued is told of a new due-index entry at k. The dispatcher needs no
+// wake-up when the entry lies ahead of its cursor and falls due no sooner
+// than the time it already waits for: it reads the entry then. That
+// spares a scan per commit while events queue up for a delayed webhook.
+func (d *dispatcher) queued(k []byte, due time.Time) {
+	d.mu.Lock()
+	later := !d.wakeAt.IsZero() && !due.Before(d.wakeAt) && d.from != nil && bytes.Compare(k, d.from) >= 0
+	d.mu.Unlock()
+	if !later {
+		d.rewind(k)
 	}
 }
 
@@ -183,7 +199,7 @@ func (d *dispatcher) loop() {
 
 // dispatch starts as many due attempts as there are free slots and
 // returns when the next entry falls due (zero: wait for a wake-up).
-func (d *dispatcher) dispatch() time.Time {
+func (d *dispatcher) dispatch() (next time.Time) {
 	if d.s.run.Err() != nil {
 		return time.Time{}
 	}
@@ -192,6 +208,9 @@ func (d *dispatcher) dispatch() time.Time {
 	horizon := d.s.e.store.now()
 	if wh != nil {
 		if !wh.Enabled {
+			d.mu.Lock()
+			d.wakeAt = time.Time{}
+			d.mu.Unlock()
 			return time.Time{}
 		}
 		limit = wh.Concurrency
@@ -200,6 +219,7 @@ func (d *dispatcher) dispatch() time.Time {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer func() { d.wakeAt = next }() // runs first, under the lock
 	if d.circuit.open {
 		// One probe at a time, when it is due; the rest stay queued.
 		if d.inflight > 0 {
@@ -210,7 +230,6 @@ func (d *dispatcher) dispatch() time.Time {
 		}
 		limit = 1
 	}
-	var next time.Time
 	for d.inflight < limit {
 		if len(d.ready) == 0 {
 			entries, n, last, err := d.s.e.store.scanDue(d.from, kQueuePrefix(d.webhook), horizon, readyBatch, d.claimed)
