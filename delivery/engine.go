@@ -362,8 +362,10 @@ func (e *Engine) maintain(ctx context.Context) {
 // expire deletes finished deliveries older than the history retention.
 func (e *Engine) expire(ctx context.Context) {
 	cutoff := e.store.now().Add(-e.cfg.Load().HistoryRetention)
+	var from []byte
 	for ctx.Err() == nil {
-		ids, err := e.store.finishedBefore(cutoff, 500)
+		ids, next, err := e.store.finishedBefore(from, cutoff, 500)
+		from = next
 		if err != nil || len(ids) == 0 {
 			if err != nil {
 				e.log.Error("list expired deliveries", "err", err)

@@ -218,21 +218,28 @@ func memberIDs(txn *badger.Txn, id string) ([]string, error) {
 	return ids, nil
 }
 
-// finishedBefore lists up to limit deliveries that finished before t.
-func (s *store) finishedBefore(t time.Time, limit int) ([]string, error) {
-	var ids []string
+// finishedBefore lists up to limit deliveries that finished before t,
+// from the retention-index key from on (nil: the start). It returns the
+// key to go on from, so that a sweep does not walk again over the
+// deletions it made: before they are compacted away, each one would cost
+// every later scan from the start a step.
+func (s *store) finishedBefore(from []byte, t time.Time, limit int) (ids []string, next []byte, err error) {
 	end := kRetain(t, "")
-	err := s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(keysOnly([]byte{pRetain}))
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(ids) < limit; it.Next() {
+		if from == nil {
+			from = []byte{pRetain}
+		}
+		for it.Seek(from); it.Valid() && len(ids) < limit; it.Next() {
 			k := it.Item().Key()
 			if string(k) >= string(end) {
 				break
 			}
 			ids = append(ids, string(k[1+8:]))
+			next = append(it.Item().KeyCopy(next[:0]), 0)
 		}
 		return nil
 	})
-	return ids, err
+	return ids, next, err
 }

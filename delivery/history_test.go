@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -237,5 +238,44 @@ func TestHistory_RetentionExpiresFinishedOnly(t *testing.T) {
 	}
 	if d := mustGet(t, e, queued.Deliveries[0].ID); d.Status != StatusInQueue {
 		t.Errorf("queued delivery is %s, want in_queue", d.Status)
+	}
+}
+
+// A sweep goes on past its first batch of 500 until every expired
+// delivery is gone.
+func TestHistory_RetentionSweepsEveryBatch(t *testing.T) {
+	gone := hook("gone", "http://127.0.0.1:1/never", "Lead_Post_Create")
+	gone.Delay = time.Hour
+	cfg := testConfig(gone)
+	cfg.HistoryRetention = time.Millisecond
+	e := openEngine(t, t.TempDir(), cfg)
+	const n = 1234
+	for i := 0; i < n; i += 500 {
+		var evs []Incoming
+		for range min(500, n-i) {
+			evs = append(evs, Incoming{Type: lookup(t, "Lead Creation"), Data: json.RawMessage(`{}`)})
+		}
+		if _, err := e.Ingest(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Removing the webhook fails its deliveries without any network.
+	removed := testConfig()
+	removed.HistoryRetention = time.Millisecond
+	e.SetConfig(removed)
+	deadline := time.Now().Add(20 * time.Second)
+	for e.Counts("gone").Failure < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("counts = %+v, want %d failures", e.Counts("gone"), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	e.ExpireNow(t.Context())
+	if c := e.Counts("gone"); c != (Counts{}) {
+		t.Errorf("counts after one sweep = %+v, want none", c)
+	}
+	if p, _ := e.List(Query{Limit: 10}); len(p.Deliveries) != 0 {
+		t.Errorf("List after one sweep: %d deliveries, want none", len(p.Deliveries))
 	}
 }
