@@ -32,7 +32,10 @@ type CircuitInfo struct {
 
 // observe feeds an attempt's outcome to the circuit breaker: a run of
 // failed attempts (or a 410 Gone) opens it, the first success closes it.
-func (d *dispatcher) observe(wh *config.Webhook, oc outcome) {
+// probe tells an attempt the open circuit let through from the others:
+// those in flight when it opened, and manual retries, whose failures do
+// not lengthen the wait for the next probe.
+func (d *dispatcher) observe(wh *config.Webhook, oc outcome, probe bool) {
 	if wh == nil || d.s == nil {
 		return
 	}
@@ -45,6 +48,7 @@ func (d *dispatcher) observe(wh *config.Webhook, oc outcome) {
 		if wasOpen {
 			d.s.e.log.Info("circuit closed: webhook resumed", "webhook", wh.ID)
 			d.s.e.metrics.circuitOpen.WithLabelValues(wh.ID).Set(0)
+			d.poke() // the queue waited for a probe: send it now
 		}
 		return
 	}
@@ -56,9 +60,13 @@ func (d *dispatcher) observe(wh *config.Webhook, oc outcome) {
 	}
 	now := d.s.e.store.now()
 	opened := !c.open
-	if opened {
+	switch {
+	case opened:
 		c.open, c.since, c.probeWait = true, now, wh.Circuit.Probe
-	} else {
+	case !probe:
+		d.mu.Unlock()
+		return
+	default:
 		c.probeWait = min(2*c.probeWait, maxProbeWait)
 	}
 	c.probeAt = now.Add(c.probeWait)

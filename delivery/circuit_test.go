@@ -86,3 +86,89 @@ func TestCircuit_GoneOpensAtOnce(t *testing.T) {
 		t.Errorf("circuit after a successful manual retry = %+v, want closed", c)
 	}
 }
+
+// The attempts in flight when the circuit opens are not probes: their
+// failures leave the probe wait as it is. A manual retry that succeeds
+// closes the circuit and the queue goes out at once, without waiting for
+// the next probe.
+func TestCircuit_InFlightFailuresAndManualRetry(t *testing.T) {
+	var healthy atomic.Bool
+	release := make(chan struct{})
+	rc := newReceiver(t, func(int, http.ResponseWriter) int {
+		if healthy.Load() {
+			return 200
+		}
+		<-release // hold every attempt until all slots are busy
+		return 500
+	})
+	wh := hook("busy", rc.URL, "Lead_Post_Create")
+	wh.Concurrency = 8
+	wh.Retry = config.Retry{Attempts: 1000, Backoff: time.Hour, MaxBackoff: time.Hour}
+	wh.Circuit = &config.Circuit{Failures: 2, Probe: 10 * time.Minute}
+	e := openEngine(t, t.TempDir(), testConfig(wh))
+	var ids []string
+	for range 20 {
+		ids = append(ids, ingest(t, e, "Lead Creation", "", `{}`).Deliveries[0].ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rc.mu.Lock()
+		n := len(rc.reqs)
+		rc.mu.Unlock()
+		if n == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts in flight, want 8", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	// All eight fail; the second opens the circuit.
+	deadline = time.Now().Add(10 * time.Second)
+	for e.Counts("busy").InQueue != 20 || e.Circuit(wh).State != "open" || countAttempts(t, e, ids) < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("circuit %+v, want open after the 8 attempts failed", e.Circuit(wh))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c := e.Circuit(wh)
+	if wait := c.ProbeAt.Sub(*c.Since); wait > 10*time.Minute+time.Second {
+		t.Errorf("first probe %v after the circuit opened, want the configured 10m", wait)
+	}
+
+	healthy.Store(true)
+	var untried []string
+	for _, id := range ids {
+		if d, _ := e.Get(id); d.AttemptCount == 0 {
+			untried = append(untried, id)
+		}
+	}
+	if len(untried) < 10 {
+		t.Fatalf("%d of 20 deliveries never tried, want most: the open circuit holds them", len(untried))
+	}
+	if _, err := e.Retry(t.Context(), untried[0]); err != nil {
+		t.Fatal(err)
+	}
+	// The ones never tried go out now; the eight that failed keep their
+	// hour of backoff.
+	for _, id := range untried {
+		waitStatus(t, e, id, StatusSuccess)
+	}
+	if c := e.Circuit(wh); c.State != "closed" {
+		t.Errorf("circuit after a successful manual retry = %+v, want closed", c)
+	}
+}
+
+func countAttempts(t *testing.T, e *Engine, ids []string) int {
+	t.Helper()
+	n := 0
+	for _, id := range ids {
+		d, err := e.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += d.AttemptCount
+	}
+	return n
+}

@@ -316,7 +316,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (Delivery, error) {
 	oc := e.try(ctx, rec, wh, true)
 	e.finish(id, wh, oc)
 	if !oc.permanent {
-		e.sched.dispatcher(wh.ID).observe(wh, oc)
+		e.sched.dispatcher(wh.ID).observe(wh, oc, false)
 	}
 	return e.Get(id)
 }

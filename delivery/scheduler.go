@@ -253,7 +253,7 @@ func (d *dispatcher) dispatch() (next time.Time) {
 		d.ready = d.ready[1:]
 		d.inflight++
 		d.s.inflight.Add(1)
-		go d.attempt(en)
+		go d.attempt(en, d.circuit.open)
 	}
 	if len(d.ready) > 0 || d.inflight >= limit {
 		return time.Time{} // a finishing attempt wakes us
@@ -261,11 +261,11 @@ func (d *dispatcher) dispatch() (next time.Time) {
 	return next
 }
 
-func (d *dispatcher) attempt(en dueEntry) {
+func (d *dispatcher) attempt(en dueEntry, probe bool) {
 	defer d.s.inflight.Done()
 	res := d.s.e.attempt(d.s.attempts, en.id, en.due)
 	if res.tried {
-		d.observe(d.s.e.webhook(d.webhook), res.oc)
+		d.observe(d.s.e.webhook(d.webhook), res.oc, probe)
 	}
 	d.mu.Lock()
 	d.inflight--
