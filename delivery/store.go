@@ -75,7 +75,9 @@ type op struct {
 }
 
 // storeOptions returns Badger options sized for a sidecar: modest memory,
-// our own fsync (group commit), and Badger's logs at debug level.
+// our own fsync (group commit), and Badger's logs at debug level. Value
+// log files are 64 MiB: the one being written is never collected, so
+// its size bounds what stays on disk after a queue drains and expires.
 func storeOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(false).
@@ -86,7 +88,7 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithValueThreshold(512).
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None).
 		WithMetricsEnabled(false)
