@@ -32,9 +32,9 @@ type CircuitInfo struct {
 
 // observe feeds an attempt's outcome to the circuit breaker: a run of
 // failed attempts (or a 410 Gone) opens it, the first success closes it.
-// probe tells an attempt the open circuit let through from the others:
-// those in flight when it opened, and manual retries, whose failures do
-// not lengthen the wait for the next probe.
+// probe is true for an attempt the open circuit let through as its probe;
+// the failures of others (attempts in flight when it opened, manual
+// retries) leave the wait for the next probe as it is.
 func (d *dispatcher) observe(wh *config.Webhook, oc outcome, probe bool) {
 	if wh == nil || d.s == nil {
 		return
