@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -325,31 +324,8 @@ type outageMetrics struct {
 
 func outageReadMetrics(ctx context.Context, d *daemon) (outageMetrics, error) {
 	var m outageMetrics
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sidehook/metrics", nil)
-	if err != nil {
-		return m, fmt.Errorf("build request: %w", err)
-	}
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return m, fmt.Errorf("get /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return m, fmt.Errorf("get /metrics: status %d", resp.StatusCode)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name := line[:i]
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
+	all, err := d.scrape(ctx)
+	for name, v := range all {
 		switch {
 		case name == "go_memstats_heap_inuse_bytes":
 			m.heapInuse = v
@@ -359,19 +335,19 @@ func outageReadMetrics(ctx context.Context, d *daemon) (outageMetrics, error) {
 			m.failedTrys += v
 		}
 	}
-	return m, sc.Err()
+	return m, err
 }
 
-// outageDisk is what the data directory holds.
-type outageDisk struct {
+// storeDisk is what a data directory holds, by kind of file.
+type storeDisk struct {
 	alloc, apparent         int64 // all files: allocated blocks, sizes
 	vlogs, ssts             int
 	vlogAlloc, vlogApparent int64
 	sstAlloc                int64
 }
 
-func outageDiskUsage(dir string) (outageDisk, error) {
-	var u outageDisk
+func storeDiskUsage(dir string) (storeDisk, error) {
+	var u storeDisk
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -419,7 +395,7 @@ type outageSample struct {
 	mark   string        // queue-full, receiver-up, drained, end; or ""
 	proc   procUsage
 	cpuPct float64 // share of one core since the previous sample, %
-	disk   outageDisk
+	disk   storeDisk
 	hook   outageHook
 	met    outageMetrics
 	rcv    outageRcvStats
@@ -477,7 +453,7 @@ func (s *outageSampler) take(ctx context.Context, mark string) outageSample {
 		smp.cpuPct = 100 * float64(smp.proc.cpu-s.prevCPU) / float64(now.Sub(s.prevAt))
 	}
 	s.prevCPU, s.prevAt = smp.proc.cpu, now
-	if smp.disk, err = outageDiskUsage(s.dataDir); err != nil {
+	if smp.disk, err = storeDiskUsage(s.dataDir); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if smp.hook, err = outageHookState(ctx, s.d); err != nil {
@@ -548,15 +524,7 @@ func (b *bench) outageCSVPath() string {
 // webhook pointing at url, circuit breaker on, a retry budget the outage
 // cannot spend, and a one-minute history retention.
 func (b *bench) startOutageDaemon(ctx context.Context, dir, url string) (*daemon, error) {
-	sockDir, err := os.MkdirTemp("", "shb")
-	if err != nil {
-		return nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	sock := filepath.Join(sockDir, "sidehook.sock")
-	cfg := fmt.Sprintf(`socket: %s
-listen: ""
-pprof: true
-history_retention: 1m
+	return b.launch(ctx, dir, fmt.Sprintf(`history_retention: 1m
 webhooks:
   - id: sink
     events: [Lead Creation]
@@ -565,26 +533,7 @@ webhooks:
     concurrency: %d
     retry: { attempts: 1000, backoff: 1s, max_backoff: 30s }
     circuit: { failures: 10, probe: %s }
-`, sock, url, b.opts.concurrency, b.opts.outage.probe)
-	cfgPath := filepath.Join(dir, "webhooks.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
-	}
-	logPath := filepath.Join(dir, "sidehook.log")
-	cmd := exec.CommandContext(ctx, b.bin, "run", "--config", cfgPath, "--data", filepath.Join(dir, "data"))
-	started := time.Now()
-	c, err := startChild("sidehook", cmd, logPath)
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{child: c, sock: sock, client: unixClient(sock, 16), log: logPath}
-	if err := c.waitReady(ctx, d.client, "http://sidehook/readyz"); err != nil {
-		c.cmd.Process.Kill()
-		<-c.done
-		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
-	}
-	d.readyIn = time.Since(started)
-	return d, nil
+`, url, b.opts.concurrency, b.opts.outage.probe))
 }
 
 // outage runs the long-outage benchmark (see the comment at the top of

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,14 +167,7 @@ type daemon struct {
 // ready. The profiler is on, so a benchmark can force a GC through it
 // before reading the daemon's memory.
 func (b *bench) startDaemon(ctx context.Context, dir string, hooks ...hookSettings) (*daemon, error) {
-	// Unix socket paths are limited to 108 bytes: keep it short.
-	sockDir, err := os.MkdirTemp("", "shb")
-	if err != nil {
-		return nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	sock := filepath.Join(sockDir, "sidehook.sock")
-	cfgPath := filepath.Join(dir, "webhooks.yaml")
-	cfg := fmt.Sprintf("socket: %s\nlisten: \"\"\npprof: true\nwebhooks:\n", sock)
+	cfg := "webhooks:\n"
 	for _, h := range hooks {
 		id, events := cmp.Or(h.id, "sink"), cmp.Or(h.events, "[Lead Creation]")
 		cfg += fmt.Sprintf(`  - id: %s
@@ -190,6 +182,21 @@ func (b *bench) startDaemon(ctx context.Context, dir string, hooks ...hookSettin
 			cfg += "    batch: " + h.batch + "\n"
 		}
 	}
+	return b.launch(ctx, dir, cfg)
+}
+
+// launch writes a config of cfg after the socket, listen and pprof keys,
+// starts sidehook on the data directory under dir and waits until it is
+// ready.
+func (b *bench) launch(ctx context.Context, dir, cfg string) (*daemon, error) {
+	// Unix socket paths are limited to 108 bytes: keep it short.
+	sockDir, err := os.MkdirTemp("", "shb")
+	if err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	sock := filepath.Join(sockDir, "sidehook.sock")
+	cfgPath := filepath.Join(dir, "webhooks.yaml")
+	cfg = fmt.Sprintf("socket: %s\nlisten: \"\"\npprof: true\n", sock) + cfg
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
@@ -262,6 +269,22 @@ func (d *daemon) queueDepth(ctx context.Context) (int64, error) {
 // metrics returns the values of the named unlabelled series in GET
 // /metrics; a name the daemon does not export is absent from the map.
 func (d *daemon) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	all, err := d.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64)
+	for _, name := range names {
+		if v, ok := all[name]; ok {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// scrape reads GET /metrics into a map from each series, as written
+// (name{labels}), to its value.
+func (d *daemon) scrape(ctx context.Context) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sidehook/metrics", nil)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
@@ -280,12 +303,12 @@ func (d *daemon) metrics(ctx context.Context, names ...string) (map[string]float
 	}
 	out := make(map[string]float64)
 	for line := range strings.SplitSeq(string(b), "\n") {
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || !slices.Contains(names, name) {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out[name] = v
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
 		}
 	}
 	return out, nil

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -216,24 +213,8 @@ func (d *daemon) forceGC(ctx context.Context) error {
 // diskUsage returns the bytes the files under dir take on disk (allocated
 // blocks, as du counts them; Badger's files are preallocated and sparse).
 func diskUsage(dir string) (int64, error) {
-	var total int64
-	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			total += st.Blocks * 512
-		}
-		return nil
-	})
-	if err != nil {
-		return total, fmt.Errorf("measure %s: %w", dir, err)
-	}
-	return total, nil
+	u, err := storeDiskUsage(dir)
+	return u.alloc, err
 }
 
 // ms converts a duration to milliseconds.
