@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dgraph-io/badger/v4"
 	"net/http"
 	"slices"
 	"testing"
@@ -277,5 +278,21 @@ func TestHistory_RetentionSweepsEveryBatch(t *testing.T) {
 	}
 	if p, _ := e.List(Query{Limit: 10}); len(p.Deliveries) != 0 {
 		t.Errorf("List after one sweep: %d deliveries, want none", len(p.Deliveries))
+	}
+	// The events went with their last delivery.
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(keysOnly([]byte{pEvent}))
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		if n != 0 {
+			t.Errorf("%d events left in the store after their deliveries expired", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
