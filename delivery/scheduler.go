@@ -162,19 +162,28 @@ func (d *dispatcher) poke() {
 func (d *dispatcher) queued(k []byte, due time.Time) {
 	d.mu.Lock()
 	later := !d.wakeAt.IsZero() && !due.Before(d.wakeAt) && d.from != nil && bytes.Compare(k, d.from) >= 0
+	if !later {
+		d.rewindLocked(k)
+	}
 	d.mu.Unlock()
 	if !later {
-		d.rewind(k)
+		d.poke()
 	}
 }
 
+// rewind moves the cursor back to k if it has passed it, and wakes the
+// dispatcher.
 func (d *dispatcher) rewind(k []byte) {
 	d.mu.Lock()
+	d.rewindLocked(k)
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (d *dispatcher) rewindLocked(k []byte) {
 	if d.from != nil && bytes.Compare(k, d.from) < 0 {
 		d.from = k
 	}
-	d.mu.Unlock()
-	d.poke()
 }
 
 func (d *dispatcher) loop() {
