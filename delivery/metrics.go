@@ -44,6 +44,18 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 			Name: "sidehook_queue_depth",
 			Help: "Deliveries waiting (delay, batch window or retry).",
 		}, func() float64 { return float64(e.QueueDepth()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sidehook_store_commits_total",
+			Help: "Transactions committed to the store (each carries the changes that waited for it).",
+		}, func() float64 { return float64(e.store.commits.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sidehook_store_syncs_total",
+			Help: "Syncs of the store's logs to disk (each makes every commit before it durable).",
+		}, func() float64 { return float64(e.store.fsyncs.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sidehook_store_writes_total",
+			Help: "Keys written or deleted in the store.",
+		}, func() float64 { return float64(e.store.writes.Load()) }),
 	)
 	return m
 }

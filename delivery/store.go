@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -41,7 +42,11 @@ type store struct {
 	// now reads the wall clock (time.Now but in tests).
 	now func() time.Time
 
-	ops     chan *op
+	ops chan *op
+	// syncs carries committed groups from the writer to the syncer, which
+	// answers them after their fsync (see sync.go).
+	syncs   chan *group
+	logs    logFiles
 	stopped chan struct{}
 	// sendMu lets close wait for ops being submitted, and refuse later ones.
 	sendMu sync.RWMutex
@@ -56,6 +61,10 @@ type store struct {
 
 	// onQueue is told of every due-index entry a commit added.
 	onQueue func(webhook string, due time.Time)
+
+	// commits, syncs and writes count transactions, fsyncs and keys
+	// written, for the write-amplification metrics.
+	commits, fsyncs, writes atomic.Int64
 
 	writeErr atomic.Pointer[error]
 	maxBytes int64
@@ -112,6 +121,8 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		ids:      newIDGen(),
 		now:      time.Now,
 		ops:      make(chan *op, 4096),
+		syncs:    make(chan *group, 64),
+		logs:     logFiles{dir: dir},
 		stopped:  make(chan struct{}),
 		counts:   map[string]*Counts{},
 		open:     map[string]openBatch{},
@@ -125,7 +136,13 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		db.Close()
 		return nil, err
 	}
-	go s.writer()
+	if _, err := s.logs.syncRotated(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	synced := make(chan struct{})
+	go s.syncer(synced)
+	go s.writer(synced)
 	return s, nil
 }
 
@@ -248,24 +265,39 @@ func (s *store) healthy() error {
 	return nil
 }
 
-func (s *store) writer() {
+// writer applies the ops in arrival order. It takes every op that is
+// waiting, commits them as one transaction, and moves on to the next
+// group while the syncer makes the last one durable: commits and fsyncs
+// overlap, and one fsync covers every group committed while the previous
+// one ran.
+func (s *store) writer(synced <-chan struct{}) {
 	defer close(s.stopped)
 	for first := range s.ops {
-		group := []*op{first}
+		ops := []*op{first}
 	drain:
-		for len(group) < 4096 {
+		for len(ops) < 4096 {
 			select {
 			case o, ok := <-s.ops:
 				if !ok {
 					break drain
 				}
-				group = append(group, o)
+				ops = append(ops, o)
 			default:
 				break drain
 			}
 		}
-		s.runGroup(group)
+		for len(ops) > 0 {
+			g := s.commitSome(ops)
+			ops = ops[len(g.ops):]
+			if g.needSync {
+				s.syncs <- g
+			} else {
+				s.answer(g, nil)
+			}
+		}
 	}
+	close(s.syncs)
+	<-synced
 }
 
 // groupState is what the ops of one transaction changed in memory; it is
@@ -281,23 +313,45 @@ type queued struct {
 	due     time.Time
 }
 
-func (s *store) runGroup(ops []*op) {
-	for len(ops) > 0 {
-		n := s.commitSome(ops)
-		ops = ops[n:]
+// group is what one transaction's callers are answered with once it is
+// committed (and, with needSync, synced).
+type group struct {
+	ops      []*op
+	errs     map[*op]error // ops refused on their own
+	err      error         // the commit's error, for every other op
+	queued   []queued      // due-index entries committed
+	needSync bool
+	spaceErr error
+}
+
+// answer tells a group's callers how their ops ended (syncErr, when the
+// fsync failed) and the scheduler of the entries they queued.
+func (s *store) answer(g *group, syncErr error) {
+	err := cmp.Or(g.err, syncErr)
+	for _, o := range g.ops {
+		if e, bad := g.errs[o]; bad {
+			o.done <- e
+		} else {
+			o.done <- err
+		}
+	}
+	if g.err == nil {
+		for _, q := range g.queued {
+			s.onQueue(q.webhook, q.due)
+		}
 	}
 }
 
-// commitSome applies as many ops as fit in one transaction, commits, syncs
-// when one of them asks for it, answers them, and returns how many it
-// took.
-func (s *store) commitSome(ops []*op) int {
+// commitSome applies as many ops as fit in one transaction and commits
+// them, unsynced. It returns the group of ops it took; the caller answers
+// them, after an fsync when needSync says one of them asked for it.
+func (s *store) commitSome(ops []*op) *group {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	g := &groupState{counts: map[string]*Counts{}, open: map[string]*openBatch{}}
 	var (
 		taken, bytes, count int64
-		applied             []*op
+		applied             int
 		opErrs              = map[*op]error{}
 		wantSync            bool
 	)
@@ -336,54 +390,35 @@ func (s *store) commitSome(ops []*op) int {
 		bytes += w.bytes
 		count += int64(len(w.writes))
 		w.merge()
-		applied = append(applied, o)
+		applied++
 		wantSync = wantSync || o.sync
 	}
-	if len(applied) > 0 {
-		s.writeCounts(txn, g)
-	}
+	out := &group{ops: ops[:taken], errs: opErrs, spaceErr: spaceErr}
 	if spaceErr != nil {
 		s.writeErr.Store(&spaceErr)
 		s.log.Error("store refused writes", "err", spaceErr)
 	}
-	var err error
-	committed := false
-	if len(applied) > 0 {
-		if cerr := txn.Commit(); cerr != nil {
-			err = fmt.Errorf("%w: commit: %v", ErrStorage, cerr)
-		} else {
-			committed = true
-			if wantSync {
-				if serr := s.db.Sync(); serr != nil {
-					err = fmt.Errorf("%w: sync: %v", ErrStorage, serr)
-				}
-			}
-		}
-		if err != nil {
-			s.writeErr.Store(&err)
-			s.log.Error("store write failed", "err", err, "ops", len(applied))
-		} else if spaceErr == nil {
-			s.writeErr.Store(nil)
-		}
-		// A failed sync still committed to the log: memory follows the
-		// database, which has the change, though the callers hear 503.
-		if committed {
-			s.mergeGroup(g)
-		}
+	if applied == 0 {
+		return out
 	}
-	for _, o := range ops[:taken] {
-		if e, bad := opErrs[o]; bad {
-			o.done <- e
-		} else {
-			o.done <- err
-		}
+	count += s.writeCounts(txn, g)
+	if err := txn.Commit(); err != nil {
+		out.err = fmt.Errorf("%w: commit: %v", ErrStorage, err)
+		s.writeErr.Store(&out.err)
+		s.log.Error("store write failed", "err", out.err, "ops", applied)
+		return out
 	}
-	if committed {
-		for _, q := range g.queued {
-			s.onQueue(q.webhook, q.due)
-		}
+	// Memory follows the database, which has the change even if the
+	// fsync to come fails (the callers then hear 503).
+	s.commits.Add(1)
+	s.writes.Add(count)
+	s.mergeGroup(g)
+	out.queued = g.queued
+	out.needSync = wantSync
+	if !wantSync && spaceErr == nil {
+		s.writeErr.Store(nil)
 	}
-	return int(taken)
+	return out
 }
 
 // freeSpace returns the bytes available to sidehook on the store's
@@ -431,7 +466,9 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (s *store) writeCounts(txn *badger.Txn, g *groupState) {
+// writeCounts stages the new counts of the webhooks the group changed and
+// returns how many keys it wrote.
+func (s *store) writeCounts(txn *badger.Txn, g *groupState) (n int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for webhook, d := range g.counts {
@@ -451,9 +488,11 @@ func (s *store) writeCounts(txn *badger.Txn, g *groupState) {
 			}
 			if delta != 0 {
 				_ = txn.Set(kCount(webhook, st), be64(cur+delta))
+				n++
 			}
 		}
 	}
+	return n
 }
 
 func (s *store) mergeGroup(g *groupState) {
