@@ -180,19 +180,9 @@ func (b *bench) depthRun(ctx context.Context, name string, queued int64) (depthF
 	if err != nil {
 		return f, err
 	}
-	profiled := make(chan struct{})
-	if b.opts.keep {
-		go func() {
-			defer close(profiled)
-			if err := d.cpuProfile(ctx, b.opts.duration, filepath.Join(dir, "ingest-cpu.pprof")); err != nil {
-				b.logf("%s: %v", name, err)
-			}
-		}()
-	} else {
-		close(profiled)
-	}
+	profiled := b.profile(ctx, d, b.opts.duration, filepath.Join(dir, "ingest-cpu.pprof"))
 	f.ingest, f.ingestUse, err = b.ingestLoad(ctx, d.child, d.client, "http://sidehook/v1/events")
-	<-profiled
+	profiled()
 	if err != nil {
 		return f, err
 	}
@@ -263,6 +253,23 @@ func (b *bench) gatedDrain(ctx context.Context, d *daemon, rcv *receiver, event 
 	}
 	b.logf("delivered %d events in %v (%.0f/s)", st.ok, elapsed.Round(time.Millisecond), rate(st.ok, elapsed))
 	return st.ok, elapsed, after.cpu - before.cpu, others, nil
+}
+
+// profile takes, with --keep, a CPU profile of the daemon over the next
+// dur into path (for go tool pprof) while the caller runs its load; the
+// returned function waits for it. Without --keep it does nothing.
+func (b *bench) profile(ctx context.Context, d *daemon, dur time.Duration, path string) (wait func()) {
+	if !b.opts.keep {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.cpuProfile(ctx, dur, path); err != nil {
+			b.logf("%v", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // cpuProfile saves a CPU profile of the daemon over the next dur (whole

@@ -40,7 +40,11 @@ func (b *bench) ingest(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	profiled := b.profile(ctx, d, b.opts.duration, filepath.Join(dir, "ingest-cpu.pprof"))
+	countersBefore := b.storeCounters(ctx, d)
 	sh, shUse, err := b.ingestLoad(ctx, d.child, d.client, "http://sidehook/v1/events")
+	countersAfter := b.storeCounters(ctx, d)
+	profiled()
 	if stopErr := d.stop(); err == nil {
 		err = stopErr
 	}
@@ -63,7 +67,7 @@ func (b *bench) ingest(ctx context.Context) ([]row, error) {
 	shP50, shP99, shMax := latencies(sh.lat)
 	baseP50, baseP99, baseMax := latencies(base.lat)
 	label := fmt.Sprintf("(%d clients, %d B)", b.opts.clients, b.opts.size)
-	return []row{
+	return append([]row{
 		newRow(mode, "accepted "+label, "events/s", rate(sh.ok, sh.elapsed), rate(base.ok, base.elapsed)),
 		newRow(mode, "answers other than 202", "count", float64(sh.errs), float64(base.errs)),
 		newRow(mode, "202 latency p50", "ms", shP50, baseP50),
@@ -72,7 +76,7 @@ func (b *bench) ingest(ctx context.Context) ([]row, error) {
 		newRow(mode, "server CPU", "µs/event", perEventMicros(shUse.cpu, sh.ok), perEventMicros(baseUse.cpu, base.ok)),
 		newRow(mode, "server peak RSS", "MiB", mib(shUse.hwm), mib(baseUse.hwm)),
 		newRow(mode, "server peak anonymous RSS", "MiB", mib(shUse.anon), mib(baseUse.anon)),
-	}, nil
+	}, amplificationRows(mode, countersBefore, countersAfter, sh.ok)...), nil
 }
 
 // ingestLoad runs the closed-loop ingest load against url and returns the
@@ -174,6 +178,9 @@ func (b *bench) delivery(ctx context.Context) ([]row, error) {
 	drainCtx, stopProgress := context.WithCancel(ctx)
 	go b.progress(drainCtx, "delivered", func() int64 { return int64(rcv.distinct()) })
 	drainAnon := b.watchAnon(d.pid())
+	// The drain takes seconds: profile its first two.
+	profiled := b.profile(ctx, d, 2*time.Second, filepath.Join(dir, "delivery-cpu.pprof"))
+	countersBefore := b.storeCounters(ctx, d)
 	start := time.Now()
 	rcv.openGate()
 	timeout := max(5*time.Minute, time.Duration(fill.ok)*10*time.Millisecond)
@@ -184,6 +191,7 @@ func (b *bench) delivery(ctx context.Context) ([]row, error) {
 	}
 	elapsed := time.Since(start)
 	stopProgress()
+	profiled()
 	drainPeakAnon := drainAnon()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -195,6 +203,7 @@ func (b *bench) delivery(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	countersAfter := b.storeCounters(ctx, d)
 	b.logf("sidehook delivered %d events in %v", fill.ok, elapsed.Round(time.Millisecond))
 	if err := d.stop(); err != nil {
 		return nil, err
@@ -212,7 +221,7 @@ func (b *bench) delivery(ctx context.Context) ([]row, error) {
 	b.logf("bare client posted %d events in %v (%d errors)", bare.Sent, bareElapsed.Round(time.Millisecond), bare.Errors)
 
 	label := fmt.Sprintf("(%d queued, concurrency %d)", fill.ok, b.opts.concurrency)
-	return []row{
+	return append([]row{
 		newRow(mode, "delivered "+label, "events/s", rate(fill.ok, elapsed), rate(bare.Sent, bareElapsed)),
 		newRow(mode, "sender CPU", "µs/event", perEventMicros(after.cpu-before.cpu, fill.ok), perEventMicros(bareUse.cpu, bare.Sent)),
 		newRow(mode, "sender peak RSS", "MiB", mib(after.hwm), mib(bareUse.hwm)),
@@ -223,7 +232,7 @@ func (b *bench) delivery(ctx context.Context) ([]row, error) {
 		soloRow(mode, "sidehook Go heap in use, queue full", "MiB", mib(int64(heapFull["go_memstats_heap_inuse_bytes"]))),
 		soloRow(mode, "sidehook_queue_depth, queue full", "deliveries", heapFull["sidehook_queue_depth"]),
 		soloRow(mode, "filling: accepted", "events/s", rate(fill.ok, fill.elapsed)),
-	}, nil
+	}, amplificationRows(mode, countersBefore, countersAfter, fill.ok)...), nil
 }
 
 // logStalls logs when during an open-loop run 202s took over 50ms, one
@@ -380,6 +389,8 @@ func (b *bench) e2e(ctx context.Context) ([]row, error) {
 		return nil, err
 	}
 	anon := b.watchAnon(d.pid())
+	profiled := b.profile(ctx, d, b.opts.duration, filepath.Join(dir, "e2e-cpu.pprof"))
+	countersBefore := b.storeCounters(ctx, d)
 	st, shed := openLoop(ctx, b.opts.rate, b.opts.duration, 1024, func(n int64) error {
 		t0 := time.Now()
 		err := post(ctx, d.client, "http://sidehook/v1/events", eventRequest(eventData(n, t0, b.opts.size)), http.StatusAccepted)
@@ -394,6 +405,8 @@ func (b *bench) e2e(ctx context.Context) ([]row, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	drain := time.Since(loadEnd)
+	countersAfter := b.storeCounters(ctx, d)
+	profiled()
 	peakAnon := anon()
 	after, err := readProc(d.pid(), b.clkTck)
 	if err != nil {
@@ -453,7 +466,7 @@ func (b *bench) e2e(ctx context.Context) ([]row, error) {
 	b.logStalls(st)
 	ingestP50, ingestP99, ingestMax := latencies(st.lat)
 	label := fmt.Sprintf("(%d/s offered)", b.opts.rate)
-	return []row{
+	return append([]row{
 		newRow(mode, "accepted "+label, "events/s", rate(st.ok, st.elapsed), rate(bare.Sent, time.Duration(bare.ElapsedNS))),
 		newRow(mode, "lost offers (errors + shed)", "count", float64(st.errs+shed), float64(bare.Errors+bare.Shed)),
 		newRow(mode, "latency send -> arrival p50", "ms", shP50, baseP50),
@@ -473,5 +486,5 @@ func (b *bench) e2e(ctx context.Context) ([]row, error) {
 		newRow(mode, "sender CPU", "µs/event", perEventMicros(after.cpu-before.cpu, st.ok), perEventMicros(bareUse.cpu, bare.Sent)),
 		newRow(mode, "sender peak RSS", "MiB", mib(after.hwm), mib(bareUse.hwm)),
 		soloRow(mode, "sidehook peak anonymous RSS", "MiB", mib(peakAnon)),
-	}, nil
+	}, amplificationRows(mode, countersBefore, countersAfter, st.ok)...), nil
 }

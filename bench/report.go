@@ -324,3 +324,33 @@ func perEventMicros(cpu time.Duration, events int64) float64 {
 
 // mib converts bytes to MiB.
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// storeSeries are the daemon's write-amplification counters.
+var storeSeries = []string{"sidehook_store_commits_total", "sidehook_store_syncs_total", "sidehook_store_writes_total"}
+
+// storeCounters reads the daemon's write-amplification counters; a
+// failure leaves the map empty and is logged, since they only explain
+// the other figures.
+func (b *bench) storeCounters(ctx context.Context, d *daemon) map[string]float64 {
+	m, err := d.metrics(ctx, storeSeries...)
+	if err != nil {
+		b.logf("store counters: %v", err)
+	}
+	return m
+}
+
+// amplificationRows turns the counters before and after a run of n
+// events into commits, fsyncs and keys written per event.
+func amplificationRows(mode string, before, after map[string]float64, n int64) []row {
+	per := func(name string) float64 {
+		if n <= 0 {
+			return 0
+		}
+		return (after[name] - before[name]) / float64(n)
+	}
+	return []row{
+		soloRow(mode, "store commits", "per event", per("sidehook_store_commits_total")),
+		soloRow(mode, "store fsyncs", "per event", per("sidehook_store_syncs_total")),
+		soloRow(mode, "store keys written", "per event", per("sidehook_store_writes_total")),
+	}
+}

@@ -28,11 +28,13 @@ func benchEngine(b *testing.B, cfg *config.Config) *Engine {
 	return e
 }
 
+// leadCreation is the event type of kibEvent.
+var leadCreation, _ = config.NewCatalog().Lookup("Lead Creation")
+
 // kibEvent is a Lead Creation event with about 1 KiB of data.
 func kibEvent(b *testing.B, i int) Incoming {
-	et, _ := config.NewCatalog().Lookup("Lead Creation")
 	pad := strings.Repeat("x", 1000)
-	return Incoming{Type: et, Data: json.RawMessage(fmt.Sprintf(`{"ProspectID":"%08d","Notes":"%s"}`, i, pad))}
+	return Incoming{Type: leadCreation, Data: json.RawMessage(fmt.Sprintf(`{"ProspectID":"%08d","Notes":"%s"}`, i, pad))}
 }
 
 func countingServer(b *testing.B) (*httptest.Server, *atomic.Int64) {
