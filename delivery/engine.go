@@ -199,6 +199,9 @@ func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manua
 	}
 	m := &Message{Delivery: rec.ID, Webhook: wh, EventType: rec.EventType, Body: body, N: rec.Tries + 1, Manual: manual}
 	oc := e.senderFor(wh).send(ctx, m)
+	if r := oc.attempt.Request; r != nil && r.Body == string(body) {
+		oc.bodyType = wh.ContentType
+	}
 	e.metrics.attempted(wh.ID, oc)
 	if !oc.ok {
 		e.log.Warn("attempt failed", "webhook", wh.ID, "delivery", rec.ID, "attempt", m.N,
@@ -265,33 +268,44 @@ func (e *Engine) seal(id string) error {
 
 // body reads a delivery's events in arrival order and encodes them.
 func (e *Engine) body(rec *record, contentType string) ([]byte, error) {
-	var data []json.RawMessage
+	var b []byte
 	err := e.store.db.View(func(txn *badger.Txn) error {
-		ids := []string{rec.Event}
-		if rec.Event == "" {
-			var err error
-			if ids, err = memberIDs(txn, rec.ID); err != nil {
-				return err
-			}
+		ids, err := eventIDs(txn, rec)
+		if err != nil {
+			return err
 		}
-		for _, eid := range ids {
-			item, err := txn.Get(kEvent(eid))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		b, err = readBody(txn, rec, ids, contentType)
+		return err
+	})
+	return b, err
+}
+
+// eventIDs lists a delivery's events in arrival order.
+func eventIDs(txn *badger.Txn, rec *record) ([]string, error) {
+	if rec.Event != "" {
+		return []string{rec.Event}, nil
+	}
+	return memberIDs(txn, rec.ID)
+}
+
+// readBody builds the body a delivery sends as contentType from its
+// events (ids): what the sender posts and, for attempts that kept no copy
+// of it, what history shows.
+func readBody(txn *badger.Txn, rec *record, ids []string, contentType string) ([]byte, error) {
+	data := make([]json.RawMessage, 0, len(ids))
+	for _, eid := range ids {
+		item, err := txn.Get(kEvent(eid))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err == nil {
 			var ev event
-			if err := item.Value(ev.decode); err != nil {
-				return err
-			}
+			err = item.Value(ev.decode)
 			data = append(data, ev.Data)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read events of %s: %w", rec.ID, err)
+		if err != nil {
+			return nil, fmt.Errorf("read events of %s: %w", rec.ID, err)
+		}
 	}
 	if rec.Webhook == NotifyWebhook {
 		return encodeNotice(data)

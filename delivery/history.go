@@ -185,9 +185,7 @@ func readDelivery(txn *badger.Txn, id string, attempts bool) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
 	d := rec.delivery()
-	if rec.Event != "" {
-		d.EventIDs = []string{rec.Event}
-	} else if d.EventIDs, err = memberIDs(txn, id); err != nil {
+	if d.EventIDs, err = eventIDs(txn, &rec); err != nil {
 		return Delivery{}, err
 	}
 	if !attempts {
@@ -196,12 +194,25 @@ func readDelivery(txn *badger.Txn, id string, attempts bool) (Delivery, error) {
 	opts := badger.IteratorOptions{Prefix: kAttemptPrefix(id), PrefetchValues: true, PrefetchSize: 8}
 	it := txn.NewIterator(opts)
 	defer it.Close()
+	bodies := map[string]string{} // rebuilt, by content type
 	for it.Rewind(); it.Valid(); it.Next() {
-		var a Attempt
+		var a storedAttempt
 		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
 			return Delivery{}, fmt.Errorf("decode attempt of %s: %w", id, err)
 		}
-		d.Attempts = append(d.Attempts, a)
+		if a.BodyType != "" && a.Request != nil {
+			body, ok := bodies[a.BodyType]
+			if !ok {
+				b, err := readBody(txn, &rec, d.EventIDs, a.BodyType)
+				if err != nil {
+					return Delivery{}, fmt.Errorf("rebuild the request body of %s: %w", id, err)
+				}
+				body = string(b)
+				bodies[a.BodyType] = body
+			}
+			a.Request.Body = body
+		}
+		d.Attempts = append(d.Attempts, a.Attempt)
 	}
 	return d, nil
 }

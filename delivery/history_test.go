@@ -1,15 +1,18 @@
 package delivery
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sidehook/sidehook/config"
 )
 
 func TestHistory_ListPagesNewestFirst(t *testing.T) {
@@ -296,4 +299,76 @@ func TestHistory_RetentionSweepsEveryBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHistory_RequestBodyBuiltFromEvents checks that history shows each
+// attempt's request body exactly as the receiver got it (a JSON batch, a
+// form body, and a body sent again after the webhook's content type
+// changed), although the attempt records keep no copy of it.
+func TestHistory_RequestBodyBuiltFromEvents(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, statuses(500, 200))
+	batch := batchHook("batch", rc.URL+"/batch", 200*time.Millisecond, 10, "Lead_Post_Create")
+	form := hook("form", rc.URL+"/form", "Lead_Post_Create")
+	form.ContentType = config.ContentForm
+	e := openEngine(t, t.TempDir(), testConfig(batch, form))
+
+	pad := strings.Repeat("p", 2000)
+	first := ingest(t, e, "Lead Creation", "", `{"n":1,"pad":"`+pad+`"}`)
+	ingest(t, e, "Lead Creation", "", `{"n":2, "price": 12.50}`)
+	rc.wait(t, 4) // the form delivery of the second event is the fourth request at most
+	for _, p := range first.Deliveries {
+		d := waitStatus(t, e, p.ID, StatusSuccess)
+		sent := map[string][]string{}
+		for _, r := range rc.requests() {
+			sent[r.query] = append(sent[r.query], r.body)
+		}
+		for i, a := range d.Attempts {
+			if a.Request == nil || a.Request.Body == "" {
+				t.Fatalf("%s attempt %d: no request body in history", p.Webhook, a.N)
+			}
+			if !slices.Contains(sent[targetQuery(p.Webhook)], a.Request.Body) {
+				t.Errorf("%s attempt %d: history body %.80q was never sent", p.Webhook, i+1, a.Request.Body)
+			}
+		}
+		// What the attempt records hold: no copy of the 2,000-byte pad.
+		err := e.store.db.View(func(txn *badger.Txn) error {
+			for n := 1; n <= len(d.Attempts); n++ {
+				item, err := txn.Get(kAttempt(p.ID, n))
+				if err != nil {
+					return err
+				}
+				if item.ValueSize() > 1000 {
+					t.Errorf("%s attempt %d is stored in %d bytes: the body is kept twice", p.Webhook, n, item.ValueSize())
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The same delivery sent as text/plain after a reload: history shows
+	// each attempt as it went out.
+	text := *form
+	text.ContentType = config.ContentText
+	e.SetConfig(testConfig(batch, &text))
+	id := first.Deliveries[1].ID
+	if _, err := e.Retry(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	d := mustGet(t, e, id)
+	last := d.Attempts[len(d.Attempts)-1]
+	if want := `{"n":1,"pad":"` + pad + `"}`; last.Request.Body != want {
+		t.Errorf("text/plain retry: history body %.80q, want the event's JSON", last.Request.Body)
+	}
+	if formBody := d.Attempts[0].Request.Body; !strings.HasPrefix(formBody, "n=1&pad=") {
+		t.Errorf("form attempt: history body %.80q, want the form fields", formBody)
+	}
+}
+
+// targetQuery is the query sidehook appends for a Lead Creation webhook.
+func targetQuery(webhook string) string {
+	return "entityType=Webhook&entityId=" + webhook + "&eventType=Lead_Post_Create"
 }

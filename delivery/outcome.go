@@ -15,6 +15,30 @@ type outcome struct {
 	// webhook) end the delivery without using up retries.
 	permanent  bool
 	retryAfter time.Duration
+	// bodyType is set when the request's body is the delivery's events
+	// encoded as this content type: the attempt is then stored without
+	// it, and history builds it again from the events.
+	bodyType string
+}
+
+// storedAttempt is an attempt as stored. Its request body is left out
+// when BodyType says how to build it again from the delivery's events,
+// which live as long as the delivery: that halves what an attempt
+// writes, since the body is most of it.
+type storedAttempt struct {
+	Attempt
+	BodyType string `json:"body_type,omitempty"`
+}
+
+// stored returns the attempt as it is kept.
+func (oc *outcome) stored() storedAttempt {
+	sa := storedAttempt{Attempt: oc.attempt}
+	if oc.bodyType != "" && oc.attempt.Request != nil {
+		req := *oc.attempt.Request
+		req.Body = ""
+		sa.Request, sa.BodyType = &req, oc.bodyType
+	}
+	return sa
 }
 
 // stageOutcome records an attempt on the delivery and moves it on: to
@@ -51,7 +75,7 @@ func stageOutcome(w *wtx, rec *record, wh *config.Webhook, oc outcome) Status {
 		rec.DueAt = next
 		w.enqueue(rec.Webhook, next, rec.ID)
 	}
-	w.setJSON(kAttempt(rec.ID, rec.Tries), oc.attempt)
+	w.setJSON(kAttempt(rec.ID, rec.Tries), oc.stored())
 	if final != "" {
 		setStatus(w, rec, final)
 	}
