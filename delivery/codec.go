@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -93,6 +95,73 @@ func (r *record) decode(b []byte) error {
 	return nil
 }
 
+// eventVersion marks the binary layout of an event record. Records of the
+// first layout start with the big-endian length of their JSON metadata,
+// so with a zero byte; they are still read.
+const eventVersion = 1
+
+var errBadEvent = errors.New("decode event: malformed record")
+
+func (ev *event) encode() []byte {
+	n := 32 + len(ev.Type) + len(ev.Data)
+	for _, d := range ev.Deliveries {
+		n += 1 + len(d)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, eventVersion)
+	b = binary.AppendUvarint(b, uint64(len(ev.Type)))
+	b = append(b, ev.Type...)
+	b = binary.AppendVarint(b, ev.ReceivedAt.UnixNano())
+	b = binary.AppendVarint(b, int64(ev.Refs))
+	b = binary.AppendUvarint(b, uint64(len(ev.Deliveries)))
+	for _, d := range ev.Deliveries {
+		b = binary.AppendUvarint(b, uint64(len(d)))
+		b = append(b, d...)
+	}
+	return append(b, ev.Data...)
+}
+
+// decode reads an event record. Data is copied: b belongs to Badger.
+func (ev *event) decode(b []byte) error {
+	if len(b) > 0 && b[0] == 0 {
+		return ev.decodeJSONMeta(b)
+	}
+	d := decoder{b: b}
+	if d.byte() != eventVersion {
+		return errBadEvent
+	}
+	ev.Type = d.string()
+	ev.ReceivedAt = d.time()
+	ev.Refs = int(d.varint())
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		return errBadEvent
+	}
+	ev.Deliveries = make([]string, 0, n)
+	for range n {
+		ev.Deliveries = append(ev.Deliveries, d.string())
+	}
+	if d.bad {
+		return errBadEvent
+	}
+	ev.Data = append(json.RawMessage(nil), d.b...)
+	return nil
+}
+
+// decodeJSONMeta reads the first layout: the length of the metadata as
+// four big-endian bytes, the metadata as JSON, then the data.
+func (ev *event) decodeJSONMeta(b []byte) error {
+	if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > len(b)-4 {
+		return errors.New("decode event: truncated record")
+	}
+	n := binary.BigEndian.Uint32(b)
+	if err := json.Unmarshal(b[4:4+n], ev); err != nil {
+		return fmt.Errorf("decode event: %w", err)
+	}
+	ev.Data = append(json.RawMessage(nil), b[4+n:]...)
+	return nil
+}
+
 // decoder reads what encode appended, remembering the first error.
 type decoder struct {
 	b   []byte
@@ -111,6 +180,16 @@ func (d *decoder) byte() byte {
 
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.bad = true
 		return 0

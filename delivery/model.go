@@ -1,10 +1,7 @@
 package delivery
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
 )
 
@@ -132,8 +129,8 @@ type Response struct {
 	Truncated bool              `json:"truncated"`
 }
 
-// event is an accepted event as stored: its metadata as JSON, then its
-// data exactly as posted (encoding/json would compact it).
+// event is an accepted event as stored (see codec.go): its metadata, then
+// its data exactly as posted (encoding/json would compact it).
 type event struct {
 	Type       string          `json:"t"`
 	ReceivedAt time.Time       `json:"r"`
@@ -169,23 +166,4 @@ func (c *Counts) add(s Status, n int64) {
 	case StatusFailure:
 		c.Failure += n
 	}
-}
-
-func (ev *event) encode() []byte {
-	meta, _ := json.Marshal(ev)
-	b := make([]byte, 4, 4+len(meta)+len(ev.Data))
-	binary.BigEndian.PutUint32(b, uint32(len(meta)))
-	return append(append(b, meta...), ev.Data...)
-}
-
-func (ev *event) decode(b []byte) error {
-	if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > len(b)-4 {
-		return errors.New("decode event: truncated record")
-	}
-	n := binary.BigEndian.Uint32(b)
-	if err := json.Unmarshal(b[4:4+n], ev); err != nil {
-		return fmt.Errorf("decode event: %w", err)
-	}
-	ev.Data = append(json.RawMessage(nil), b[4+n:]...)
-	return nil
 }
