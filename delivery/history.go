@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +64,10 @@ func (e *Engine) Get(id string) (Delivery, error) {
 }
 
 // List returns a page of deliveries, newest first.
-func (e *Engine) List(q Query) (Page, error) {
+func (e *Engine) List(q Query) (Page, error) { return e.list(q, true) }
+
+// list is List, with or without each delivery's attempts.
+func (e *Engine) list(q Query, attempts bool) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
 	}
@@ -75,47 +80,96 @@ func (e *Engine) List(q Query) (Page, error) {
 		if q.Event != "" {
 			return listByEvent(txn, q, &page)
 		}
-		var prefix []byte
-		switch {
-		case q.Webhook != "" && q.Status != "":
-			prefix = kWebhookStatusPrefix(q.Webhook, q.Status)
-		case q.Webhook != "":
-			prefix = kWebhookPrefix(q.Webhook)
-		case q.Status != "":
-			prefix = kStatusPrefix(q.Status)
-		default:
-			prefix = []byte{pDelivery}
-		}
-		opts := keysOnly(prefix)
-		opts.Reverse = true
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		seek := append(append([]byte(nil), prefix...), 0xff)
-		if q.Cursor != "" {
-			seek = append(append([]byte(nil), prefix...), q.Cursor...)
-		}
-		for it.Seek(seek); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[len(prefix):])
-			if id == q.Cursor {
-				continue
-			}
+		return newestFirst(txn, e.store.indexesFor(q.Webhook, q.Status), q.Cursor, func(id string) (bool, error) {
 			if len(page.Deliveries) == q.Limit {
 				last := page.Deliveries[len(page.Deliveries)-1].ID
 				page.NextCursor = &last
-				return nil
+				return false, nil
 			}
-			d, err := readDelivery(txn, id, true)
+			d, err := readDelivery(txn, id, attempts)
 			if errors.Is(err, ErrNotFound) {
-				continue
+				return true, nil
 			}
 			if err != nil {
-				return err
+				return false, err
 			}
 			page.Deliveries = append(page.Deliveries, d)
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return page, err
+}
+
+// indexesFor returns the key prefixes whose ids, merged, are the
+// deliveries of a webhook and status (either may be empty for all).
+// Only the index by webhook and status is kept: a webhook's deliveries
+// are its three statuses merged, and a status across webhooks is every
+// webhook's merged, which spares each delivery four index writes.
+func (s *store) indexesFor(webhook string, st Status) [][]byte {
+	if webhook == "" && st == "" {
+		return [][]byte{{pDelivery}} // ids sort by creation time
+	}
+	webhooks := []string{webhook}
+	if webhook == "" {
+		s.mu.RLock()
+		webhooks = slices.Sorted(maps.Keys(s.counts))
+		s.mu.RUnlock()
+	}
+	statuses := []Status{st}
+	if st == "" {
+		statuses = []Status{StatusInQueue, StatusSuccess, StatusFailure}
+	}
+	var prefixes [][]byte
+	for _, wh := range webhooks {
+		for _, st := range statuses {
+			prefixes = append(prefixes, kWebhookStatusPrefix(wh, st))
+		}
+	}
+	return prefixes
+}
+
+// newestFirst calls fn with the ids under the prefixes, merged into one
+// list newest first (ids sort by creation time), starting after cursor
+// (the last id of the previous page), until fn returns false.
+func newestFirst(txn *badger.Txn, prefixes [][]byte, cursor string, fn func(id string) (bool, error)) error {
+	type head struct {
+		it     *badger.Iterator
+		prefix []byte
+	}
+	heads := make([]head, 0, len(prefixes))
+	for _, p := range prefixes {
+		opts := keysOnly(p)
+		opts.Reverse = true
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		seek := append(slices.Clip(p), 0xff)
+		if cursor != "" {
+			seek = append(slices.Clip(p), cursor...)
+		}
+		it.Seek(seek)
+		heads = append(heads, head{it, p})
+	}
+	for {
+		best, bestID := -1, ""
+		for i, h := range heads {
+			for h.it.Valid() && string(h.it.Item().Key()[len(h.prefix):]) == cursor {
+				h.it.Next()
+			}
+			if !h.it.Valid() {
+				continue
+			}
+			if id := string(h.it.Item().Key()[len(h.prefix):]); best < 0 || id > bestID {
+				best, bestID = i, id
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		heads[best].it.Next()
+		if more, err := fn(bestID); !more || err != nil {
+			return err
+		}
+	}
 }
 
 // listByEvent finds the deliveries that carried an event.

@@ -372,3 +372,70 @@ func TestHistory_RequestBodyBuiltFromEvents(t *testing.T) {
 func targetQuery(webhook string) string {
 	return "entityType=Webhook&entityId=" + webhook + "&eventType=Lead_Post_Create"
 }
+
+// TestHistory_PagesMergeWebhooksAndStatuses pages through listings that
+// merge several indexes: a status across webhooks, and a webhook whose
+// deliveries ended in different statuses.
+func TestHistory_PagesMergeWebhooksAndStatuses(t *testing.T) {
+	t.Parallel()
+	ok := newReceiver(t, nil)
+	flaky := newReceiver(t, func(n int, w http.ResponseWriter) int { return []int{200, 500}[n%2] })
+	a := hook("a", ok.URL, "Lead_Post_Create")
+	mixed := hook("mixed", flaky.URL, "Lead_Post_Create")
+	mixed.Retry.Attempts = 1
+	later := hook("later", ok.URL, "Lead_Post_Create")
+	later.Delay = time.Hour
+	e := openEngine(t, t.TempDir(), testConfig(a, mixed, later))
+
+	want := map[Query][]string{}
+	var success, all []string
+	for i := range 7 {
+		acc := ingest(t, e, "Lead Creation", "", fmt.Sprintf(`{"i":%d}`, i))
+		for _, p := range acc.Deliveries {
+			all = append(all, p.ID)
+			if p.Webhook == "later" {
+				continue
+			}
+			d := waitFinished(t, e, p.ID)
+			if d.Status == StatusSuccess {
+				success = append(success, p.ID)
+			}
+			if p.Webhook == "mixed" {
+				want[Query{Webhook: "mixed", Limit: 2}] = append(want[Query{Webhook: "mixed", Limit: 2}], p.ID)
+			}
+		}
+	}
+	want[Query{Status: StatusSuccess, Limit: 3}] = success
+	want[Query{Limit: 4}] = all
+	if c := e.Counts("mixed"); c.Success == 0 || c.Failure == 0 {
+		t.Fatalf("mixed counts %+v, want both successes and failures", c)
+	}
+	for q, ids := range want {
+		newest := slices.Clone(ids)
+		slices.Reverse(newest)
+		var got []string
+		for page := 0; ; page++ {
+			if page > 25 {
+				t.Fatalf("%+v: paging does not end", q)
+			}
+			p, err := e.List(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Deliveries) > q.Limit {
+				t.Errorf("%+v: page of %d", q, len(p.Deliveries))
+			}
+			for _, d := range p.Deliveries {
+				got = append(got, d.ID)
+			}
+			if p.NextCursor == nil {
+				break
+			}
+			q.Cursor = *p.NextCursor
+		}
+		q.Cursor = ""
+		if !slices.Equal(got, newest) {
+			t.Errorf("List(%+v) paged = %v\nwant %v (newest first)", q, got, newest)
+		}
+	}
+}

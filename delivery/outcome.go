@@ -97,9 +97,7 @@ func setStatus(w *wtx, rec *record, st Status) {
 		w.del(kRetain(*rec.FinishedAt, rec.ID))
 	}
 	if rec.Status != st {
-		w.del(kStatus(rec.Status, rec.ID))
 		w.del(kWebhookStatus(rec.Webhook, rec.Status, rec.ID))
-		w.set(kStatus(st, rec.ID), nil)
 		w.set(kWebhookStatus(rec.Webhook, st, rec.ID), nil)
 		w.count(rec.Webhook, rec.Status, -1)
 		w.count(rec.Webhook, st, 1)
@@ -175,8 +173,6 @@ func stageExpire(w *wtx, id string) error {
 		w.del(ak)
 	}
 	w.del(kDelivery(id))
-	w.del(kWebhook(rec.Webhook, id))
-	w.del(kStatus(rec.Status, id))
 	w.del(kWebhookStatus(rec.Webhook, rec.Status, id))
 	if rec.FinishedAt != nil {
 		w.del(kRetain(*rec.FinishedAt, id))
