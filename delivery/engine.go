@@ -158,18 +158,23 @@ func (e *Engine) senderFor(wh *config.Webhook) Sender {
 // skipped. Attempts cut short by shutdown are not recorded: the delivery
 // stays queued and is tried again at the next start.
 func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptResult {
-	rec, err := e.readRecord(id)
-	if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
+	d, err := e.readDue(id, due)
+	if err != nil || d.rec == nil {
 		return attemptResult{unrecorded: err != nil}
 	}
-	wh := e.webhook(rec.Webhook)
+	rec, wh := d.rec, d.wh
 	if wh == nil {
 		at := e.store.now()
 		err := e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
 			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}})
 		return attemptResult{unrecorded: err != nil}
 	}
-	oc := e.try(ctx, rec, wh, false)
+	var oc outcome
+	if d.ready {
+		oc = e.send(ctx, rec, wh, false, d.body, d.bodyErr)
+	} else {
+		oc = e.try(ctx, rec, wh, false)
+	}
 	if ctx.Err() != nil && !oc.ok {
 		return attemptResult{}
 	}
@@ -186,6 +191,42 @@ type attemptResult struct {
 	unrecorded bool
 }
 
+// dueDelivery is a delivery read for a scheduled attempt: nil rec when
+// it is no longer due at the time its entry named.
+type dueDelivery struct {
+	rec *record
+	wh  *config.Webhook // nil: the webhook was removed
+	// ready says body and bodyErr hold what building the body gave; a
+	// batch still open to new events must be sealed first (see try).
+	ready   bool
+	body    []byte
+	bodyErr error
+}
+
+// readDue reads the delivery behind a due-index entry and, when it can go
+// out as it stands, the body its webhook gets, in one read.
+func (e *Engine) readDue(id string, due time.Time) (dueDelivery, error) {
+	var d dueDelivery
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		rec, err := getRecord(txn, id)
+		if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
+			return err
+		}
+		d.rec, d.wh = rec, e.webhook(rec.Webhook)
+		if d.wh == nil || rec.Batch && !rec.Sealed {
+			return nil
+		}
+		ids, err := eventIDs(txn, rec)
+		if err != nil {
+			return err
+		}
+		d.body, d.bodyErr = readBody(txn, rec, ids, d.wh.ContentType)
+		d.ready = true
+		return nil
+	})
+	return d, err
+}
+
 // try builds the body of a delivery and sends it once.
 func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manual bool) outcome {
 	if rec.Batch && !rec.Sealed {
@@ -194,8 +235,14 @@ func (e *Engine) try(ctx context.Context, rec *record, wh *config.Webhook, manua
 		}
 	}
 	body, err := e.body(rec, wh.ContentType)
-	if err != nil {
-		return outcome{permanent: true, attempt: Attempt{At: e.store.now(), Manual: manual, Error: err.Error()}}
+	return e.send(ctx, rec, wh, manual, body, err)
+}
+
+// send makes one attempt with the body built from the delivery's events,
+// or fails it for good with the error that building it gave.
+func (e *Engine) send(ctx context.Context, rec *record, wh *config.Webhook, manual bool, body []byte, bodyErr error) outcome {
+	if bodyErr != nil {
+		return outcome{permanent: true, attempt: Attempt{At: e.store.now(), Manual: manual, Error: bodyErr.Error()}}
 	}
 	m := &Message{Delivery: rec.ID, Webhook: wh, EventType: rec.EventType, Body: body, N: rec.Tries + 1, Manual: manual}
 	oc := e.senderFor(wh).send(ctx, m)
@@ -338,17 +385,24 @@ func (e *Engine) Retry(ctx context.Context, id string) (Delivery, error) {
 func (e *Engine) readRecord(id string) (*record, error) {
 	var rec *record
 	err := e.store.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(kDelivery(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rec = &record{}
-		return item.Value(rec.decode)
+		var err error
+		rec, err = getRecord(txn, id)
+		return err
 	})
 	return rec, err
+}
+
+// getRecord reads a delivery record, or nil when there is none.
+func getRecord(txn *badger.Txn, id string) (*record, error) {
+	item, err := txn.Get(kDelivery(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec := &record{}
+	return rec, item.Value(rec.decode)
 }
 
 // maintain expires finished deliveries past the retention and reclaims
