@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -365,7 +366,7 @@ func (s *store) commitSome(ops []*op) *group {
 			spaceErr = err
 			continue
 		}
-		w := &wtx{s: s, txn: txn, g: g, now: now, staged: map[string]int{}}
+		w := &wtx{s: s, txn: txn, g: g, now: now}
 		err := o.fn(w)
 		if err == nil {
 			if taken > 0 && (bytes+w.bytes > s.maxBytes || count+int64(len(w.writes)) > s.maxCount) {
@@ -542,6 +543,7 @@ type wtx struct {
 	g      *groupState
 	now    time.Time
 	writes []write
+	// staged indexes writes by key once there are too many to scan.
 	staged map[string]int
 	bytes  int64
 	counts map[string]*Counts
@@ -570,18 +572,41 @@ func (w *wtx) setJSON(k []byte, v any) {
 }
 
 func (w *wtx) stage(wr write) {
-	if i, ok := w.staged[string(wr.key)]; ok {
+	if i, ok := w.find(wr.key); ok {
 		w.writes[i] = wr
 	} else {
-		w.staged[string(wr.key)] = len(w.writes)
+		if w.staged != nil {
+			w.staged[string(wr.key)] = len(w.writes)
+		}
 		w.writes = append(w.writes, wr)
 	}
 	w.bytes += int64(len(wr.key) + len(wr.val) + 16)
 }
 
+// find returns the index of the op's write to k. Most ops write a
+// handful of keys, which a scan finds faster than a map costs to fill.
+func (w *wtx) find(k []byte) (int, bool) {
+	if w.staged == nil {
+		if len(w.writes) <= 16 {
+			for i := range w.writes {
+				if bytes.Equal(w.writes[i].key, k) {
+					return i, true
+				}
+			}
+			return 0, false
+		}
+		w.staged = make(map[string]int, 2*len(w.writes))
+		for i, wr := range w.writes {
+			w.staged[string(wr.key)] = i
+		}
+	}
+	i, ok := w.staged[string(k)]
+	return i, ok
+}
+
 // get returns a value, or nil and false when the key does not exist.
 func (w *wtx) get(k []byte) ([]byte, bool, error) {
-	if i, ok := w.staged[string(k)]; ok {
+	if i, ok := w.find(k); ok {
 		if w.writes[i].del {
 			return nil, false, nil
 		}
