@@ -112,11 +112,13 @@ func (d *Daemon) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "events not stored: "+err.Error()+" (nothing was written; retry later)")
 		return
 	}
-	if isArray {
-		writeJSON(w, http.StatusAccepted, accepted)
+	answer, err := encodeAnswer(accepted, isArray)
+	if err != nil {
+		d.log.Error("encode answer", "err", err)
+		writeBody(w, http.StatusInternalServerError, []byte(encodeFailed))
 		return
 	}
-	writeJSON(w, http.StatusAccepted, accepted[0])
+	writeBody(w, http.StatusAccepted, answer)
 }
 
 var errTooMany = errors.New("too many events")
@@ -213,15 +215,15 @@ func endOfBody(dec *json.Decoder, body []byte) error {
 	return fmt.Errorf("malformed JSON: invalid character %q after the value", rest[0])
 }
 
+// decodeEvent reads one event object and checks it against the catalog
+// and the limits.
 func decodeEvent(raw []byte, cat *config.Catalog, lim config.Limits) (delivery.Incoming, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var in eventIn
-	if err := dec.Decode(&in); err != nil {
-		return delivery.Incoming{}, fmt.Errorf("malformed JSON: %v", err)
-	}
-	if err := endOfBody(dec, raw); err != nil {
-		return delivery.Incoming{}, err
+	in, ok := scanEvent(raw)
+	if !ok {
+		var err error
+		if in, err = decodeEventStrict(raw); err != nil {
+			return delivery.Incoming{}, err
+		}
 	}
 	if in.Event == nil || *in.Event == "" {
 		return delivery.Incoming{}, errors.New(`missing "event": name the event type, e.g. "Lead Creation" (see: sidehook events)`)
@@ -241,6 +243,22 @@ func decodeEvent(raw []byte, cat *config.Catalog, lim config.Limits) (delivery.I
 		return delivery.Incoming{}, unknownEventError(cat.UnknownEventError(*in.Event))
 	}
 	return delivery.Incoming{Type: et, Key: in.ID, Data: in.Data}, nil
+}
+
+// decodeEventStrict decodes one event object with encoding/json, refusing
+// unknown fields and anything after the object. It reads every body
+// scanEvent does not, and words the errors.
+func decodeEventStrict(raw []byte) (eventIn, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var in eventIn
+	if err := dec.Decode(&in); err != nil {
+		return eventIn{}, fmt.Errorf("malformed JSON: %v", err)
+	}
+	if err := endOfBody(dec, raw); err != nil {
+		return eventIn{}, err
+	}
+	return in, nil
 }
 
 func (d *Daemon) getEvents(w http.ResponseWriter, r *http.Request) {
@@ -381,14 +399,26 @@ func (d *Daemon) getReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// encodeFailed is the body sent, with status 500, in place of an answer
+// that cannot be encoded.
+const encodeFailed = `{"error":"encode answer"}` + "\n"
+
+// writeJSON answers with v in JSON and a newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"encode answer"}`)
+		status, b = http.StatusInternalServerError, []byte(encodeFailed)
+	} else {
+		b = append(b, '\n')
 	}
+	writeBody(w, status, b)
+}
+
+// writeBody answers with the JSON body b, which ends in a newline.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
