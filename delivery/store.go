@@ -63,7 +63,7 @@ type store struct {
 	// onQueue is told of every due-index entry a commit added.
 	onQueue func(webhook string, due time.Time)
 
-	// commits, syncs and writes count transactions, fsyncs and keys
+	// commits, fsyncs and writes count transactions, syncs and keys
 	// written, for the write-amplification metrics.
 	commits, fsyncs, writes atomic.Int64
 
