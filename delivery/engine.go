@@ -246,9 +246,7 @@ func (e *Engine) send(ctx context.Context, rec *record, wh *config.Webhook, manu
 	}
 	m := &Message{Delivery: rec.ID, Webhook: wh, EventType: rec.EventType, Body: body, N: rec.Tries + 1, Manual: manual}
 	oc := e.senderFor(wh).send(ctx, m)
-	if r := oc.attempt.Request; r != nil && r.Body == string(body) {
-		oc.bodyType = wh.ContentType
-	}
+	oc.sentEvents(body, wh.ContentType)
 	e.metrics.attempted(wh.ID, oc)
 	if !oc.ok {
 		e.log.Warn("attempt failed", "webhook", wh.ID, "delivery", rec.ID, "attempt", m.N,

@@ -102,28 +102,26 @@ func (e *Engine) list(q Query, attempts bool) (Page, error) {
 
 // indexesFor returns the key prefixes whose ids, merged, are the
 // deliveries of a webhook and status (either may be empty for all).
-// Only the index by webhook and status is kept: a webhook's deliveries
-// are its three statuses merged, and a status across webhooks is every
-// webhook's merged, which spares each delivery four index writes.
+// There is no index by status alone: a status across webhooks is every
+// webhook's list for it, merged, which spares each delivery four index
+// writes. A webhook's deliveries keep an index of their own rather than
+// merging its three statuses: the in_queue list of a busy webhook is
+// mostly deletions, which a listing would walk over every time.
 func (s *store) indexesFor(webhook string, st Status) [][]byte {
-	if webhook == "" && st == "" {
+	switch {
+	case webhook == "" && st == "":
 		return [][]byte{{pDelivery}} // ids sort by creation time
+	case st == "":
+		return [][]byte{kWebhookPrefix(webhook)}
+	case webhook != "":
+		return [][]byte{kWebhookStatusPrefix(webhook, st)}
 	}
-	webhooks := []string{webhook}
-	if webhook == "" {
-		s.mu.RLock()
-		webhooks = slices.Sorted(maps.Keys(s.counts))
-		s.mu.RUnlock()
-	}
-	statuses := []Status{st}
-	if st == "" {
-		statuses = []Status{StatusInQueue, StatusSuccess, StatusFailure}
-	}
-	var prefixes [][]byte
+	s.mu.RLock()
+	webhooks := slices.Sorted(maps.Keys(s.counts))
+	s.mu.RUnlock()
+	prefixes := make([][]byte, 0, len(webhooks))
 	for _, wh := range webhooks {
-		for _, st := range statuses {
-			prefixes = append(prefixes, kWebhookStatusPrefix(wh, st))
-		}
+		prefixes = append(prefixes, kWebhookStatusPrefix(wh, st))
 	}
 	return prefixes
 }

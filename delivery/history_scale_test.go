@@ -122,6 +122,7 @@ func (b *historyBuilder) outcomeFor(webhook string, body []byte, at time.Time) o
 	req.Body = string(body)
 	oc.attempt.Request = &req
 	oc.attempt.At = at
+	oc.sentEvents(body, b.hooks[webhook].ContentType) // as Engine.send does
 	return oc
 }
 
@@ -131,7 +132,7 @@ func (b *historyBuilder) build(tb testing.TB, n, stride int, progress func(done 
 	e := b.e
 	// An op stays under half the writer's transaction budget, so that
 	// two fit in one commit.
-	const perDelivery = 2200 // staged bytes of the finish op, the larger one
+	const perDelivery = 1300 // staged bytes of the ingest op, the larger one
 	chunk := max(1, int(e.store.maxBytes/2/perDelivery))
 	var (
 		next    atomic.Int64

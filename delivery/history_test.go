@@ -373,8 +373,8 @@ func targetQuery(webhook string) string {
 	return "entityType=Webhook&entityId=" + webhook + "&eventType=Lead_Post_Create"
 }
 
-// TestHistory_PagesMergeWebhooksAndStatuses pages through listings that
-// merge several indexes: a status across webhooks, and a webhook whose
+// TestHistory_PagesMergeWebhooksAndStatuses pages through a status across
+// webhooks (a merge of their indexes), everything, and a webhook whose
 // deliveries ended in different statuses.
 func TestHistory_PagesMergeWebhooksAndStatuses(t *testing.T) {
 	t.Parallel()

@@ -165,6 +165,7 @@ func newRecord(w *wtx, ids *idGen, webhook, eventType string, due time.Time, bat
 		Event:     eventID,
 	}
 	w.set(kDelivery(rec.ID), rec.encode())
+	w.set(kWebhook(webhook, rec.ID), nil)
 	w.set(kWebhookStatus(webhook, StatusInQueue, rec.ID), nil)
 	w.enqueue(webhook, due, rec.ID)
 	w.count(webhook, StatusInQueue, 1)

@@ -17,6 +17,7 @@ import (
 //	e<event id>                  event: type, data, deliveries
 //	i<key>                       idempotency answer (24h TTL)
 //	q<webhook>\x00<due:8><id>    due index of queued deliveries
+//	w<webhook>\x00<id>           deliveries of a webhook
 //	m<webhook>\x00<status><id>   deliveries of a webhook by status
 //	r<finished:8><id>            finished deliveries, for retention
 //	o<webhook>\x00<event type>   the open batch of a webhook and type
@@ -28,6 +29,7 @@ const (
 	pEvent    = 'e'
 	pIdem     = 'i'
 	pQueue    = 'q'
+	pWebhook  = 'w'
 	pWebhookS = 'm'
 	pRetain   = 'r'
 	pOpen     = 'o'
@@ -134,6 +136,12 @@ func queueEntry(k []byte) (webhook string, due time.Time, id string, ok bool) {
 	due = time.Unix(0, int64(binary.BigEndian.Uint64(rest[:8])))
 	return webhook, due, string(rest[8:]), true
 }
+
+func kWebhookPrefix(webhook string) []byte {
+	return key([]byte{pWebhook}, []byte(webhook), []byte{0})
+}
+
+func kWebhook(webhook, id string) []byte { return key(kWebhookPrefix(webhook), []byte(id)) }
 
 func kWebhookStatusPrefix(webhook string, s Status) []byte {
 	return key([]byte{pWebhookS}, []byte(webhook), []byte{0, s.byte()})

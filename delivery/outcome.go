@@ -30,6 +30,15 @@ type storedAttempt struct {
 	BodyType string `json:"body_type,omitempty"`
 }
 
+// sentEvents notes that body is the delivery's events encoded as
+// contentType: when the attempt sent exactly that, it is stored without
+// it.
+func (oc *outcome) sentEvents(body []byte, contentType string) {
+	if r := oc.attempt.Request; r != nil && r.Body == string(body) {
+		oc.bodyType = contentType
+	}
+}
+
 // stored returns the attempt as it is kept.
 func (oc *outcome) stored() storedAttempt {
 	sa := storedAttempt{Attempt: oc.attempt}
@@ -173,6 +182,7 @@ func stageExpire(w *wtx, id string) error {
 		w.del(ak)
 	}
 	w.del(kDelivery(id))
+	w.del(kWebhook(rec.Webhook, id))
 	w.del(kWebhookStatus(rec.Webhook, rec.Status, id))
 	if rec.FinishedAt != nil {
 		w.del(kRetain(*rec.FinishedAt, id))
