@@ -274,19 +274,7 @@ func (s *store) healthy() error {
 func (s *store) writer(synced <-chan struct{}) {
 	defer close(s.stopped)
 	for first := range s.ops {
-		ops := []*op{first}
-	drain:
-		for len(ops) < 4096 {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break drain
-				}
-				ops = append(ops, o)
-			default:
-				break drain
-			}
-		}
+		ops := waiting(s.ops, first, 4096)
 		for len(ops) > 0 {
 			g := s.commitSome(ops)
 			ops = ops[len(g.ops):]
@@ -299,6 +287,24 @@ func (s *store) writer(synced <-chan struct{}) {
 	}
 	close(s.syncs)
 	<-synced
+}
+
+// waiting returns first and whatever else ch holds right now, up to limit
+// in all, without waiting for more.
+func waiting[T any](ch <-chan T, first T, limit int) []T {
+	all := []T{first}
+	for len(all) < limit {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return all
+			}
+			all = append(all, v)
+		default:
+			return all
+		}
+	}
+	return all
 }
 
 // groupState is what the ops of one transaction changed in memory; it is

@@ -18,19 +18,7 @@ import (
 func (s *store) syncer(done chan<- struct{}) {
 	defer close(done)
 	for g := range s.syncs {
-		gs := []*group{g}
-	drain:
-		for {
-			select {
-			case g, ok := <-s.syncs:
-				if !ok {
-					break drain
-				}
-				gs = append(gs, g)
-			default:
-				break drain
-			}
-		}
+		gs := waiting(s.syncs, g, cap(s.syncs)+1)
 		err := s.syncLogs()
 		s.fsyncs.Add(1)
 		if err != nil {
