@@ -47,32 +47,19 @@ func scanEvent(raw []byte) (eventIn, bool) {
 		val := raw[i:end]
 		switch string(key) {
 		case "event":
-			if seenEvent {
-				return in, false
-			}
-			seenEvent = true
-			if val[0] == 'n' { // null leaves the pointer nil
-				break
-			}
-			s, ok := plainValue(val)
+			s, ok := plainField(val, &seenEvent)
 			if !ok {
 				return in, false
 			}
-			event := string(s)
-			in.Event = &event
+			in.Event = s // null leaves it nil
 		case "id":
-			if seenID {
-				return in, false
-			}
-			seenID = true
-			if val[0] == 'n' { // null leaves the string empty
-				break
-			}
-			s, ok := plainValue(val)
+			s, ok := plainField(val, &seenID)
 			if !ok {
 				return in, false
 			}
-			in.ID = string(s)
+			if s != nil { // null leaves it empty
+				in.ID = *s
+			}
 		case "data":
 			if seenData {
 				return in, false
@@ -89,6 +76,25 @@ func scanEvent(raw []byte) (eventIn, bool) {
 		}
 		i = skipSpace(raw, i+1) // past the ','
 	}
+}
+
+// plainField reads the value val of the string key that seen tracks: nil
+// for null, else its text; false if the key was seen before or the value
+// is not a plain string.
+func plainField(val []byte, seen *bool) (*string, bool) {
+	if *seen {
+		return nil, false
+	}
+	*seen = true
+	if val[0] == 'n' {
+		return nil, true
+	}
+	b, ok := plainValue(val)
+	if !ok {
+		return nil, false
+	}
+	s := string(b)
+	return &s, true
 }
 
 // plainValue returns the contents of the JSON value val if it is a string
