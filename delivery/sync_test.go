@@ -1,10 +1,14 @@
 package delivery
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestLogFiles_SyncRotated checks that the log files Badger leaves
@@ -49,5 +53,47 @@ func TestLogFiles_SyncRotated(t *testing.T) {
 		if !slices.Equal(got, st.want) {
 			t.Errorf("%s: synced %q, want %q", st.name, got, st.want)
 		}
+	}
+}
+
+// TestStore_CountersCountCommitsSyncsAndWrites checks the write
+// amplification metrics: an ingest is one commit and one fsync of its
+// keys, a delivery's outcome a commit without one.
+func TestStore_CountersCountCommitsSyncsAndWrites(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, nil)
+	reg := prometheus.NewRegistry()
+	e, err := Open(testConfig(hook("count", rc.URL, "Lead_Post_Create")), Options{Dir: t.TempDir(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	read := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "sidehook_store_") {
+				got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	acc := ingest(t, e, "Lead Creation", "", `{"n":1}`)
+	after := read()
+	// The event, the delivery record, two indexes, the due entry, a count.
+	if after["sidehook_store_commits_total"] != 1 || after["sidehook_store_syncs_total"] != 1 || after["sidehook_store_writes_total"] != 6 {
+		t.Errorf("after one ingest: %v, want 1 commit, 1 sync, 6 writes", after)
+	}
+	waitStatus(t, e, acc.Deliveries[0].ID, StatusSuccess)
+	done := read()
+	if done["sidehook_store_commits_total"] < 2 || done["sidehook_store_syncs_total"] != 1 || done["sidehook_store_writes_total"] <= 6 {
+		t.Errorf("after the delivery: %v, want one more commit with writes and no more syncs", done)
 	}
 }
