@@ -198,15 +198,19 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
-func (d *decoder) string() string {
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// bytes reads a length and that many bytes, which it returns without
+// copying them.
+func (d *decoder) bytes() []byte {
 	l, n := binary.Uvarint(d.b)
 	if n <= 0 || uint64(len(d.b)-n) < l {
 		d.bad = true
-		return ""
+		return nil
 	}
-	s := string(d.b[n : n+int(l)])
+	b := d.b[n : n+int(l)]
 	d.b = d.b[n+int(l):]
-	return s
+	return b
 }
 
 func (d *decoder) time() time.Time { return time.Unix(0, d.varint()) }

@@ -419,8 +419,7 @@ func (e *Engine) maintain(ctx context.Context) {
 		case <-expire.C:
 			e.expire(ctx)
 		case <-gc.C:
-			for e.store.db.RunValueLogGC(0.5) == nil {
-			}
+			e.store.reclaim()
 		}
 	}
 }

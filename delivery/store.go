@@ -44,6 +44,9 @@ type store struct {
 	now func() time.Time
 
 	ops chan *op
+	// journal takes every commit first; its fsync is what a 202 waits
+	// for, and Badger's files are synced only at checkpoints (journal.go).
+	journal *journal
 	// syncs carries committed groups from the writer to the syncer, which
 	// answers them after their fsync (see sync.go).
 	syncs   chan *group
@@ -116,8 +119,14 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w (%s)", dir, err, hint)
 	}
+	j, err := openJournal(filepath.Join(dir, "journal"), journalSegmentSize)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	s := &store{
 		db:       db,
+		journal:  j,
 		log:      log,
 		ids:      newIDGen(),
 		now:      time.Now,
@@ -133,17 +142,19 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		dir:      dir,
 		minFree:  minFree,
 	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if _, err := s.logs.syncRotated(); err != nil {
-		db.Close()
-		return nil, err
-	}
 	synced := make(chan struct{})
+	checkpointed := make(chan struct{})
 	go s.syncer(synced)
-	go s.writer(synced)
+	go s.checkpointer(checkpointed)
+	go s.writer(synced, checkpointed)
 	return s, nil
 }
 
@@ -223,18 +234,25 @@ func (s *store) countsOf(webhook string) *Counts {
 }
 
 // close stops the writer after the ops already submitted and closes the
-// database.
+// database. The journal is emptied only once Badger's files are synced
+// and closed; until then it can replay everything since the last
+// checkpoint.
 func (s *store) close() error {
 	s.sendMu.Lock()
 	s.closed = true
 	close(s.ops)
 	s.sendMu.Unlock()
 	<-s.stopped
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncLogs(); err != nil {
 		s.db.Close()
+		s.journal.close(false)
 		return fmt.Errorf("sync store: %w", err)
 	}
-	return s.db.Close()
+	if err := s.db.Close(); err != nil {
+		s.journal.close(false)
+		return fmt.Errorf("close store: %w", err)
+	}
+	return s.journal.close(true)
 }
 
 // do runs fn as one atomic op through the writer and waits for its
@@ -271,7 +289,7 @@ func (s *store) healthy() error {
 // group while the syncer makes the last one durable: commits and fsyncs
 // overlap, and one fsync covers every group committed while the previous
 // one ran.
-func (s *store) writer(synced <-chan struct{}) {
+func (s *store) writer(synced, checkpointed <-chan struct{}) {
 	defer close(s.stopped)
 	for first := range s.ops {
 		ops := waiting(s.ops, first, 4096)
@@ -287,6 +305,8 @@ func (s *store) writer(synced <-chan struct{}) {
 	}
 	close(s.syncs)
 	<-synced
+	close(s.journal.due)
+	<-checkpointed
 }
 
 // waiting returns first and whatever else ch holds right now, up to limit
@@ -355,6 +375,7 @@ func (s *store) answer(g *group, syncErr error) {
 func (s *store) commitSome(ops []*op) *group {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	s.journal.begin()
 	g := &groupState{counts: map[string]*Counts{}, open: map[string]*openBatch{}}
 	var (
 		taken, bytes, count int64
@@ -362,7 +383,7 @@ func (s *store) commitSome(ops []*op) *group {
 		opErrs              = map[*op]error{}
 		wantSync            bool
 	)
-	now := s.now()
+	now, wall := s.now(), time.Now()
 	free := s.freeSpace()
 	var spaceErr error
 	for _, o := range ops {
@@ -372,7 +393,7 @@ func (s *store) commitSome(ops []*op) *group {
 			spaceErr = err
 			continue
 		}
-		w := &wtx{s: s, txn: txn, g: g, now: now}
+		w := &wtx{s: s, txn: txn, g: g, now: now, expiry: wall}
 		err := o.fn(w)
 		if err == nil {
 			if taken > 0 && (bytes+w.bytes > s.maxBytes || count+int64(len(w.writes)) > s.maxCount) {
@@ -409,7 +430,17 @@ func (s *store) commitSome(ops []*op) *group {
 		return out
 	}
 	count += s.writeCounts(txn, g)
-	if err := txn.Commit(); err != nil {
+	off, err := s.journal.commit()
+	if err == nil {
+		if err = txn.Commit(); err != nil {
+			if uerr := s.journal.undo(off); uerr != nil {
+				// The record stays and is applied at the next start:
+				// the callers hear 503 for a change that may then appear.
+				s.log.Error("store could not take back its journal record", "err", uerr)
+			}
+		}
+	}
+	if err != nil {
 		out.err = fmt.Errorf("%w: commit: %v", ErrStorage, err)
 		s.writeErr.Store(&out.err)
 		s.log.Error("store write failed", "err", out.err, "ops", applied)
@@ -494,7 +525,7 @@ func (s *store) writeCounts(txn *badger.Txn, g *groupState) (n int64) {
 				delta, cur = d.Failure, base.Failure
 			}
 			if delta != 0 {
-				_ = txn.Set(kCount(webhook, st), be64(cur+delta))
+				_ = s.stage(txn, write{key: kCount(webhook, st), val: be64(cur + delta)}, 0)
 				n++
 			}
 		}
@@ -544,10 +575,12 @@ func (s *store) queueDepth() int64 {
 // wtx stages the writes of one op. Reads see the op's own staged writes,
 // then everything earlier ops of the group applied to the transaction.
 type wtx struct {
-	s      *store
-	txn    *badger.Txn
-	g      *groupState
-	now    time.Time
+	s   *store
+	txn *badger.Txn
+	g   *groupState
+	now time.Time
+	// expiry is the wall clock time-to-live counts from.
+	expiry time.Time
 	writes []write
 	// staged indexes writes by key once there are too many to scan.
 	staged map[string]int
@@ -699,20 +732,39 @@ func (w *wtx) enqueue(webhook string, due time.Time, id string) {
 
 func (w *wtx) apply() error {
 	for _, wr := range w.writes {
-		var err error
-		switch {
-		case wr.del:
-			err = w.txn.Delete(wr.key)
-		case wr.ttl > 0:
-			err = w.txn.SetEntry(badger.NewEntry(wr.key, wr.val).WithTTL(wr.ttl))
-		default:
-			err = w.txn.Set(wr.key, wr.val)
+		var exp uint64
+		if wr.ttl > 0 {
+			exp = uint64(w.expiry.Add(wr.ttl).Unix())
 		}
-		if err != nil {
+		if err := w.s.stage(w.txn, wr, exp); err != nil {
 			return fmt.Errorf("%w: stage write: %v", ErrStorage, err)
 		}
 	}
 	return nil
+}
+
+// stage puts a write in the transaction and in its journal record;
+// expiresAt is in Unix seconds, 0 for never.
+func (s *store) stage(txn *badger.Txn, wr write, expiresAt uint64) error {
+	if err := setEntry(txn, wr, expiresAt); err != nil {
+		return err
+	}
+	if wr.del {
+		s.journal.delete(wr.key)
+	} else {
+		s.journal.set(wr.key, wr.val, expiresAt)
+	}
+	return nil
+}
+
+// setEntry puts a write in a Badger transaction.
+func setEntry(txn *badger.Txn, wr write, expiresAt uint64) error {
+	if wr.del {
+		return txn.Delete(wr.key)
+	}
+	e := badger.NewEntry(wr.key, wr.val)
+	e.ExpiresAt = expiresAt
+	return txn.SetEntry(e)
 }
 
 // merge moves the op's in-memory effects into its group.

@@ -11,15 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// journalSegmentSize is the size at which the journal moves to a new
+// segment and a checkpoint follows. It bounds what a start after a crash
+// replays: at most two segments.
+const journalSegmentSize = 16 << 20
+
 // syncer makes committed groups durable and answers their callers. It
 // takes every group the writer committed while the last fsync ran and
 // covers them with one more, so a slow disk makes groups larger rather
-// than answers later.
+// than answers later. The fsync is the journal's: every commit is in it.
 func (s *store) syncer(done chan<- struct{}) {
 	defer close(done)
 	for g := range s.syncs {
 		gs := waiting(s.syncs, g, cap(s.syncs)+1)
-		err := s.syncLogs()
+		err := s.journal.sync()
 		s.fsyncs.Add(1)
 		if err != nil {
 			err = fmt.Errorf("%w: sync: %v", ErrStorage, err)
@@ -34,14 +39,126 @@ func (s *store) syncer(done chan<- struct{}) {
 	}
 }
 
-// syncLogs makes everything committed so far durable: Badger's current
-// write-ahead and value log, and the ones it left since the last sync.
+// checkpointer removes the journal segments the writer sealed once
+// Badger holds their records on disk. A checkpoint that fails keeps its
+// segments for the next one: nothing is lost, the journal only grows.
+func (s *store) checkpointer(done chan<- struct{}) {
+	defer close(done)
+	for range s.journal.due {
+		sealed := s.journal.takeSealed()
+		err := s.syncLogs()
+		if err == nil {
+			err = s.journal.remove(sealed)
+		}
+		if err != nil {
+			s.journal.putBack(sealed)
+			s.log.Error("store checkpoint failed; the journal keeps its segments until the next one", "err", err)
+		}
+	}
+}
+
+// reclaim runs Badger's value log collection until it finds nothing
+// more to collect. Collection moves live values into the current value
+// log, unsynced, and deletes the old file at once; those values are in
+// no journal segment, so a checkpoint follows to put them on disk. Call
+// it only while the store is open.
+func (s *store) reclaim() {
+	n := 0
+	for s.db.RunValueLogGC(0.5) == nil {
+		n++
+	}
+	if n > 0 {
+		s.journal.checkpointSoon()
+	}
+}
+
+// syncLogs makes everything committed to Badger so far durable: its
+// current write-ahead and value log, and the ones it left since the last
+// sync.
 func (s *store) syncLogs() error {
 	if err := s.db.Sync(); err != nil {
 		return err
 	}
 	_, err := s.logs.syncRotated()
 	return err
+}
+
+// recover applies to Badger what the journal holds since the last
+// checkpoint, makes it durable, and starts the journal afresh. After a
+// clean stop the journal is empty and this costs one directory listing.
+func (s *store) recover() error {
+	start := time.Now()
+	var (
+		txn          = s.db.NewTransaction(true)
+		bytes, count int64
+	)
+	defer func() { txn.Discard() }()
+	got, err := s.journal.replay(func(payload []byte) error {
+		var b, n int64
+		if err := journalEntries(payload, func(_ bool, k, v []byte, _ uint64) error {
+			b += int64(len(k) + len(v) + 16)
+			n++
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Each record was one transaction, so alone it fits in one.
+		if count > 0 && (bytes+b > s.maxBytes || count+n > s.maxCount) {
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn, bytes, count = s.db.NewTransaction(true), 0, 0
+		}
+		bytes, count = bytes+b, count+n
+		return journalEntries(payload, func(del bool, k, v []byte, exp uint64) error {
+			return setEntry(txn, write{key: k, val: v, del: del}, exp)
+		})
+	})
+	if err == nil {
+		err = txn.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	for _, path := range got.torn {
+		s.log.Info("journal segment ends in a partial record, the write a stop cut short; it was never acknowledged", "file", path)
+	}
+	if got.skipped > 0 {
+		s.log.Warn("journal records before a gap skipped: their segments were checkpointed already", "records", got.skipped)
+	}
+	if got.segments > 0 {
+		if err := s.syncAllLogs(); err != nil {
+			return fmt.Errorf("sync replayed journal: %w", err)
+		}
+		if err := s.journal.close(true); err != nil {
+			return err
+		}
+		if got.records > 0 {
+			s.log.Info("journal replayed after an unclean stop", "records", got.records, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if err := s.journal.start(got.last); err != nil {
+		return err
+	}
+	_, err = s.logs.syncRotated() // the listing later checkpoints compare with
+	return err
+}
+
+// syncAllLogs syncs Badger and every log file it has.
+func (s *store) syncAllLogs() error {
+	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	names, err := s.logs.list()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := fdatasync(filepath.Join(s.dir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logFiles tracks Badger's write-ahead (.mem) and value log (.vlog)

@@ -1,0 +1,185 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestJournal_AcknowledgedEventsSurviveBadgerLosingItsWrites simulates a
+// power loss at its worst for Badger: every write since the last
+// checkpoint is gone from Badger's files, and only the journal, synced
+// before each 202, survives. The events acknowledged since must all be
+// back, queued, after the start.
+func TestJournal_AcknowledgedEventsSurviveBadgerLosingItsWrites(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, nil)
+	wh := hook("later", rc.URL, "Lead_Post_Create")
+	wh.Delay = time.Hour
+	cfg := testConfig(wh)
+	dir := t.TempDir()
+
+	e1, close1 := startEngine(t, dir, cfg)
+	first := ingest(t, e1, "Lead Creation", "", `{"n":1}`)
+	close1(context.Background())
+	checkpoint := filepath.Join(t.TempDir(), "store")
+	if err := os.CopyFS(checkpoint, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+
+	e2, close2 := startEngine(t, dir, cfg)
+	var later []Accepted
+	for i := range 20 {
+		later = append(later, ingest(t, e2, "Lead Creation", "", fmt.Sprintf(`{"n":%d}`, i+2)))
+	}
+	// Badger as it was at the checkpoint, with the journal as it is now.
+	lost := filepath.Join(t.TempDir(), "store")
+	if err := os.CopyFS(lost, os.DirFS(checkpoint)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(lost, "journal"), os.DirFS(filepath.Join(dir, "journal"))); err != nil {
+		t.Fatal(err)
+	}
+	close2(context.Background())
+
+	// Without the journal, the checkpoint holds only the first event:
+	// the copy did lose what came after.
+	if c := openEngine(t, checkpoint, cfg).Counts("later"); c != (Counts{InQueue: 1}) {
+		t.Fatalf("checkpoint alone: counts %+v, want the first event only", c)
+	}
+	e3 := openEngine(t, lost, cfg)
+	if c := e3.Counts("later"); c != (Counts{InQueue: 21}) {
+		t.Errorf("after replay: counts %+v, want 21 queued", c)
+	}
+	for _, a := range append([]Accepted{first}, later...) {
+		d := mustGet(t, e3, a.Deliveries[0].ID)
+		if d.Status != StatusInQueue {
+			t.Errorf("delivery %s: status %s, want %s", d.ID, d.Status, StatusInQueue)
+		}
+	}
+	if segs := journalSegments(t, lost); len(segs) != 1 {
+		t.Errorf("journal after replay: %d segments, want 1 fresh one", len(segs))
+	}
+	if n := rc.count(); n != 0 {
+		t.Errorf("receiver got %d requests, want none before the delay", n)
+	}
+}
+
+// TestJournal_CheckpointsKeepItShort checks that sealed segments are
+// removed once Badger holds them, and that a clean stop leaves none.
+func TestJournal_CheckpointsKeepItShort(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, nil)
+	wh := hook("later", rc.URL, "Lead_Post_Create")
+	wh.Delay = time.Hour
+	cfg := testConfig(wh)
+	dir := t.TempDir()
+	e, err := Open(cfg, Options{Dir: dir, UserAgent: "sidehook/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store.journal.segSize = 32 << 10
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	data := fmt.Sprintf(`{"pad":%q}`, make([]byte, 1000))
+	for range 300 {
+		ingest(t, e, "Lead Creation", "", data)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(journalSegments(t, dir)) > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("journal still has %d segments of 32 KiB after 300 KiB of events; checkpoints should leave at most 2", len(journalSegments(t, dir)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if segs := journalSegments(t, dir); len(segs) != 0 {
+		t.Errorf("journal after a clean stop: %q, want empty", segs)
+	}
+	if c := openEngine(t, dir, cfg).Counts("later"); c != (Counts{InQueue: 300}) {
+		t.Errorf("after restart: counts %+v, want 300 queued", c)
+	}
+}
+
+// TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak checks what a
+// replay takes: records in order, none past a partial one at the end of
+// a segment, and none before a break in the sequence numbers.
+func TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, 1) // a segment per record
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.start(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		j.begin()
+		j.set(fmt.Appendf(nil, "k%d", i), []byte("v"), uint64(i))
+		j.delete([]byte("gone"))
+		if _, err := j.commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.close(false)
+	replayKeys := func() ([]string, replayed) {
+		t.Helper()
+		var keys []string
+		got, err := j.replay(func(payload []byte) error {
+			return journalEntries(payload, func(del bool, k, v []byte, exp uint64) error {
+				if !del {
+					keys = append(keys, fmt.Sprintf("%s=%s@%d", k, v, exp))
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys, got
+	}
+	if keys, _ := replayKeys(); !slices.Equal(keys, []string{"k0=v@0", "k1=v@1", "k2=v@2", "k3=v@3", "k4=v@4"}) {
+		t.Errorf("replayed %q, want the five records in order", keys)
+	}
+
+	segs, err := j.segments()
+	if err != nil || len(segs) != 5 {
+		t.Fatalf("segments = %v, %v; want 5", segs, err)
+	}
+	last, err := os.OpenFile(segs[4].path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last.Write([]byte{200, 0, 0, 0, 1, 2, 3}) // a record cut short
+	last.Close()
+	if keys, got := replayKeys(); len(keys) != 5 || !slices.Equal(got.torn, []string{segs[4].path}) {
+		t.Errorf("with a partial record: replayed %q, torn %q; want five records and the last segment torn", keys, got.torn)
+	}
+
+	if err := os.Remove(segs[2].path); err != nil {
+		t.Fatal(err)
+	}
+	keys, got := replayKeys()
+	if !slices.Equal(keys, []string{"k3=v@3", "k4=v@4"}) || got.skipped != 2 || got.last != 5 {
+		t.Errorf("after a break: replayed %q, skipped %d, last %d; want k3 and k4, 2 skipped, last 5", keys, got.skipped, got.last)
+	}
+}
+
+func journalSegments(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "journal", "*"+journalExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
