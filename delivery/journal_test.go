@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/sidehook/sidehook/config"
 )
 
 // TestJournal_AcknowledgedEventsSurviveBadgerLosingItsWrites simulates a
@@ -17,10 +19,7 @@ import (
 // back, queued, after the start.
 func TestJournal_AcknowledgedEventsSurviveBadgerLosingItsWrites(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t, nil)
-	wh := hook("later", rc.URL, "Lead_Post_Create")
-	wh.Delay = time.Hour
-	cfg := testConfig(wh)
+	cfg, rc := laterConfig(t)
 	dir := t.TempDir()
 
 	e1, close1 := startEngine(t, dir, cfg)
@@ -73,10 +72,7 @@ func TestJournal_AcknowledgedEventsSurviveBadgerLosingItsWrites(t *testing.T) {
 // removed once Badger holds them, and that a clean stop leaves none.
 func TestJournal_CheckpointsKeepItShort(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t, nil)
-	wh := hook("later", rc.URL, "Lead_Post_Create")
-	wh.Delay = time.Hour
-	cfg := testConfig(wh)
+	cfg, _ := laterConfig(t)
 	dir := t.TempDir()
 	e, err := Open(cfg, Options{Dir: dir, UserAgent: "sidehook/test"})
 	if err != nil {
@@ -173,6 +169,15 @@ func TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak(t *testing.T) {
 	if !slices.Equal(keys, []string{"k3=v@3", "k4=v@4"}) || got.skipped != 2 || got.last != 5 {
 		t.Errorf("after a break: replayed %q, skipped %d, last %d; want k3 and k4, 2 skipped, last 5", keys, got.skipped, got.last)
 	}
+}
+
+// laterConfig is one webhook, "later", whose deliveries wait an hour, so
+// what a test ingests stays queued; its receiver should see nothing.
+func laterConfig(t *testing.T) (*config.Config, *receiver) {
+	rc := newReceiver(t, nil)
+	wh := hook("later", rc.URL, "Lead_Post_Create")
+	wh.Delay = time.Hour
+	return testConfig(wh), rc
 }
 
 func journalSegments(t *testing.T, dir string) []string {
