@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 		}, func() float64 { return float64(e.store.commits.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sidehook_store_syncs_total",
-			Help: "Syncs of the store's logs to disk (each makes every commit before it durable).",
+			Help: "Syncs of the store's journal to disk (each makes every commit before it durable).",
 		}, func() float64 { return float64(e.store.fsyncs.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sidehook_store_writes_total",
