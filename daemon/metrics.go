@@ -1,7 +1,8 @@
 package daemon
 
 import (
-	"os"
+	"io/fs"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -115,26 +116,26 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storeSizeDesc, prometheus.GaugeValue, float64(dirSize(c.d.dataDirPath)))
 }
 
-// dirSize sums the disk space the files in dir take, as du counts it
-// (Badger keeps its tables and logs at the top level). Badger's own
+// dirSize sums the disk space the files under dir take, as du counts it
+// (Badger's tables and logs, and the journal's segments). Badger's own
 // figure is refreshed only every minute, and its value log and memtable
 // files are preallocated sparse files whose length says little.
 func dirSize(dir string) int64 {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
 	var n int64
-	for _, e := range entries {
+	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil // gone meanwhile (compacted, collected) or not a file
+		}
 		fi, err := e.Info()
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
+		if err != nil {
+			return nil
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			n += st.Blocks * 512
 		} else {
 			n += fi.Size()
 		}
-	}
+		return nil
+	})
 	return n
 }

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,5 +131,24 @@ webhooks:
 	m = scrape()
 	if ok, bad := metricValue(m, "sidehook_config_reloads_total", `result="ok"`), metricValue(m, "sidehook_config_reloads_total", `result="error"`); ok != 1 || bad < 1 {
 		t.Errorf("reloads ok=%v error=%v, want 1 and at least 1", ok, bad)
+	}
+}
+
+// TestDirSize_CountsTheJournal checks that the store's size counts the
+// files in its subdirectories (the journal's segments) too.
+func TestDirSize_CountsTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "000001.vlog"), make([]byte, 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	top := dirSize(dir)
+	if err := os.Mkdir(filepath.Join(dir, "journal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "journal", "0000000000000001.journal"), make([]byte, 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirSize(dir); top < 64<<10 || got < top+64<<10 {
+		t.Errorf("dirSize = %d with the journal, %d without; want 64 KiB more", got, top)
 	}
 }
