@@ -164,8 +164,8 @@ func (s *store) syncAllLogs() error {
 // logFiles tracks Badger's write-ahead (.mem) and value log (.vlog)
 // files. Badger's Sync covers only the two it writes now: when a commit
 // fills a memtable or a value log file, Badger goes on in a new file
-// without syncing the old one, whose tail may hold writes already
-// committed and about to be acknowledged. syncRotated syncs those.
+// without syncing the old one, whose tail may hold writes a checkpoint
+// is about to drop from the journal. syncRotated syncs those.
 type logFiles struct {
 	dir string
 	// last holds the log files present at the last listing, and mtime
