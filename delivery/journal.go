@@ -1,11 +1,11 @@
 package delivery
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,23 +92,13 @@ func (j *journal) segments() ([]segment, error) {
 		}
 		segs = append(segs, segment{path: filepath.Join(j.dir, en.Name()), first: first})
 	}
-	slices.SortFunc(segs, func(a, b segment) int { return cmpUint(a.first, b.first) })
+	slices.SortFunc(segs, func(a, b segment) int { return cmp.Compare(a.first, b.first) })
 	return segs, nil
 }
 
 type segment struct {
 	path  string
 	first uint64
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // replayed is what a replay found.
@@ -382,7 +372,7 @@ func syncDir(dir string) error {
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, io.EOF) {
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
