@@ -76,21 +76,17 @@ func openJournal(dir string, segSize int64) (*journal, error) {
 // segments returns the journal's segment files, oldest first, with the
 // sequence number each starts at.
 func (j *journal) segments() ([]segment, error) {
-	entries, err := os.ReadDir(j.dir)
+	names, err := filesEnding(j.dir, journalExt)
 	if err != nil {
-		return nil, fmt.Errorf("list journal %s: %w", j.dir, err)
+		return nil, err
 	}
 	var segs []segment
-	for _, en := range entries {
-		name, ok := strings.CutSuffix(en.Name(), journalExt)
-		if !ok {
-			continue
-		}
-		first, err := strconv.ParseUint(name, 16, 64)
+	for _, name := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(name, journalExt), 16, 64)
 		if err != nil {
 			continue
 		}
-		segs = append(segs, segment{path: filepath.Join(j.dir, en.Name()), first: first})
+		segs = append(segs, segment{path: filepath.Join(j.dir, name), first: first})
 	}
 	slices.SortFunc(segs, func(a, b segment) int { return cmp.Compare(a.first, b.first) })
 	return segs, nil

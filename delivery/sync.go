@@ -176,14 +176,19 @@ type logFiles struct {
 }
 
 // list reads the log files now in the directory.
-func (l *logFiles) list() ([]string, error) {
-	entries, err := os.ReadDir(l.dir)
+func (l *logFiles) list() ([]string, error) { return filesEnding(l.dir, ".mem", ".vlog") }
+
+// filesEnding returns the names of the files in dir that end in one of
+// the suffixes.
+func filesEnding(dir string, suffixes ...string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", l.dir, err)
+		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	var names []string
 	for _, en := range entries {
-		if n := en.Name(); strings.HasSuffix(n, ".mem") || strings.HasSuffix(n, ".vlog") {
+		n := en.Name()
+		if slices.ContainsFunc(suffixes, func(suf string) bool { return strings.HasSuffix(n, suf) }) {
 			names = append(names, n)
 		}
 	}
