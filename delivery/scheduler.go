@@ -77,8 +77,8 @@ func (s *scheduler) dispatcher(webhook string) *dispatcher {
 }
 
 // queued is called after a commit added a due-index entry.
-func (s *scheduler) queued(webhook string, due time.Time) {
-	s.dispatcher(webhook).queued(kQueue(webhook, due, ""), due)
+func (s *scheduler) queued(webhook string, due time.Time, id string) {
+	s.dispatcher(webhook).queued(dueEntry{key: kQueue(webhook, due, id), id: id, due: due}, s.e.store.now())
 }
 
 // configChanged wakes every dispatcher so it reads its webhook's new
@@ -136,6 +136,12 @@ type dispatcher struct {
 	ready    []dueEntry      // read ahead, due, not yet sent
 	claimed  map[string]bool // ids in ready or in flight
 	inflight int
+	// caughtUp says the due index holds nothing due between the cursor
+	// and nextDue (zero: its end) that the dispatcher has not taken: the
+	// last scan found everything there, and every entry committed since
+	// was handed over by queued. Until nextDue, it need not scan again.
+	caughtUp bool
+	nextDue  time.Time
 	circuit  circuitState
 	// wakeAt is when the dispatcher's timer will next wake it to read
 	// due entries; zero while it waits only for a poke.
@@ -155,15 +161,32 @@ func (d *dispatcher) poke() {
 	}
 }
 
-// queued is told of a new due-index entry at k. The dispatcher needs no
+// queued is told of a new due-index entry. The dispatcher needs no
 // wake-up when the entry lies ahead of its cursor and falls due no sooner
 // than the time it already waits for: it reads the entry then. That
 // spares a scan per commit while events queue up for a delayed webhook.
-func (d *dispatcher) queued(k []byte, due time.Time) {
+// A caught-up dispatcher takes an entry that is due now straight into
+// ready, which spares the scan per commit of a webhook that keeps up.
+func (d *dispatcher) queued(en dueEntry, now time.Time) {
 	d.mu.Lock()
-	later := !d.wakeAt.IsZero() && !due.Before(d.wakeAt) && d.from != nil && bytes.Compare(k, d.from) >= 0
-	if !later {
-		d.rewindLocked(k)
+	ahead := d.from != nil && bytes.Compare(en.key, d.from) >= 0
+	later := ahead && !d.wakeAt.IsZero() && !en.due.Before(d.wakeAt)
+	switch {
+	case !ahead:
+		d.rewindLocked(en.key)
+	case !d.caughtUp:
+	case en.due.After(now):
+		if d.nextDue.IsZero() || en.due.Before(d.nextDue) {
+			d.nextDue = en.due
+		}
+	case len(d.ready) < readyBatch && !d.claimed[en.id] && (d.nextDue.IsZero() || en.due.Before(d.nextDue)):
+		// Due before any entry known to wait ahead, so the cursor does
+		// not pass one.
+		d.ready = append(d.ready, en)
+		d.claimed[en.id] = true
+		d.from = append(en.key, 0)
+	default:
+		d.caughtUp = false // scan for it
 	}
 	d.mu.Unlock()
 	if !later {
@@ -183,6 +206,7 @@ func (d *dispatcher) rewind(k []byte) {
 func (d *dispatcher) rewindLocked(k []byte) {
 	if d.from != nil && bytes.Compare(k, d.from) < 0 {
 		d.from = k
+		d.caughtUp = false
 	}
 }
 
@@ -241,6 +265,10 @@ func (d *dispatcher) dispatch() (next time.Time) {
 	}
 	for d.inflight < limit {
 		if len(d.ready) == 0 {
+			if d.caughtUp && (d.nextDue.IsZero() || horizon.Before(d.nextDue)) {
+				next = d.nextDue
+				break
+			}
 			entries, n, last, err := d.s.e.store.scanDue(d.from, kQueuePrefix(d.webhook), horizon, readyBatch, d.claimed)
 			if err != nil {
 				d.s.e.log.Error("scan due deliveries", "webhook", d.webhook, "err", err)
@@ -250,6 +278,7 @@ func (d *dispatcher) dispatch() (next time.Time) {
 				d.from = append(last, 0)
 			}
 			next = n
+			d.caughtUp, d.nextDue = len(entries) < readyBatch, n
 			if len(entries) == 0 {
 				break
 			}

@@ -64,7 +64,7 @@ type store struct {
 	open map[string]openBatch
 
 	// onQueue is told of every due-index entry a commit added.
-	onQueue func(webhook string, due time.Time)
+	onQueue func(webhook string, due time.Time, id string)
 
 	// commits, fsyncs and writes count transactions, syncs and keys
 	// written, for the write-amplification metrics.
@@ -141,7 +141,7 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		stopped:  make(chan struct{}),
 		counts:   map[string]*Counts{},
 		open:     map[string]openBatch{},
-		onQueue:  func(string, time.Time) {},
+		onQueue:  func(string, time.Time, string) {},
 		maxBytes: db.MaxBatchSize() / 2,
 		maxCount: db.MaxBatchCount() / 2,
 		dir:      dir,
@@ -343,6 +343,7 @@ type groupState struct {
 type queued struct {
 	webhook string
 	due     time.Time
+	id      string
 }
 
 // group is what one transaction's callers are answered with once it is
@@ -369,7 +370,7 @@ func (s *store) answer(g *group, syncErr error) {
 	}
 	if g.err == nil {
 		for _, q := range g.queued {
-			s.onQueue(q.webhook, q.due)
+			s.onQueue(q.webhook, q.due, q.id)
 		}
 	}
 }
@@ -732,7 +733,7 @@ func (w *wtx) setOpenBatch(k []byte, ob *openBatch) {
 // enqueue adds a due-index entry and tells the scheduler after commit.
 func (w *wtx) enqueue(webhook string, due time.Time, id string) {
 	w.set(kQueue(webhook, due, id), nil)
-	w.queued = append(w.queued, queued{webhook, due})
+	w.queued = append(w.queued, queued{webhook, due, id})
 }
 
 func (w *wtx) apply() error {
