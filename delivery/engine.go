@@ -158,15 +158,18 @@ func (e *Engine) senderFor(wh *config.Webhook) Sender {
 // skipped. Attempts cut short by shutdown are not recorded: the delivery
 // stays queued and is tried again at the next start.
 func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptResult {
+	sn := e.store.watches.watch(id)
+	defer e.store.watches.unwatch(sn)
 	d, err := e.readDue(id, due)
 	if err != nil || d.rec == nil {
 		return attemptResult{unrecorded: err != nil}
 	}
 	rec, wh := d.rec, d.wh
+	sn.rec = rec
 	if wh == nil {
 		at := e.store.now()
 		err := e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
-			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}})
+			Error: fmt.Sprintf("webhook %q was removed from the configuration; the delivery cannot be sent", rec.Webhook)}}, sn)
 		return attemptResult{unrecorded: err != nil}
 	}
 	var oc outcome
@@ -178,7 +181,7 @@ func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptR
 	if ctx.Err() != nil && !oc.ok {
 		return attemptResult{}
 	}
-	err = e.finish(id, wh, oc)
+	err = e.finish(id, wh, oc, sn)
 	return attemptResult{oc: oc, tried: !oc.permanent, unrecorded: err != nil}
 }
 
@@ -266,11 +269,13 @@ func statusOf(oc outcome) int {
 
 // finish records an attempt's outcome in one unsynced transaction: losing
 // it to a crash only repeats the attempt, it never loses the delivery.
-func (e *Engine) finish(id string, wh *config.Webhook, oc outcome) error {
+// sn, when not nil, is the record as the attempt read it, used unless it
+// changed since.
+func (e *Engine) finish(id string, wh *config.Webhook, oc outcome, sn *seen) error {
 	var final Status
 	var rec *record
 	err := e.store.do(context.Background(), false, func(w *wtx) error {
-		r, ok, err := readRecord(w, id)
+		r, ok, err := w.seenRecord(id, sn)
 		if err != nil || !ok {
 			return err
 		}
@@ -373,7 +378,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("webhook %q is no longer configured; add it back to retry its deliveries", rec.Webhook)
 	}
 	oc := e.try(ctx, rec, wh, true)
-	e.finish(id, wh, oc)
+	e.finish(id, wh, oc, nil)
 	if !oc.permanent {
 		e.sched.dispatcher(wh.ID).observe(wh, oc, false)
 	}

@@ -295,3 +295,39 @@ func TestRetry_ManualDoesNotRearmAutomaticRetries(t *testing.T) {
 		t.Errorf("later: %s with %d attempts, want failure with 4", d.Status, d.AttemptCount)
 	}
 }
+
+// A scheduled attempt records its outcome on the record as it stands when
+// it ends, not as it was read: a manual retry made while the attempt was
+// in flight keeps its place in the history.
+func TestRetry_ManualDuringAScheduledAttemptKeepsBoth(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		if n == 1 {
+			<-release // the scheduled attempt waits here
+			return 200
+		}
+		return 500 // the manual one fails at once
+	})
+	wh := hook("slow", rc.URL, "Lead_Post_Create")
+	e := openEngine(t, t.TempDir(), testConfig(wh))
+
+	id := ingest(t, e, "Lead Creation", "", `{}`).Deliveries[0].ID
+	for rc.count() < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := e.Retry(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	d := waitStatus(t, e, id, StatusSuccess)
+	if d.AttemptCount != 2 || len(d.Attempts) != 2 {
+		t.Fatalf("delivery has %d attempts (%d listed), want the manual one and the scheduled one", d.AttemptCount, len(d.Attempts))
+	}
+	if a := d.Attempts[0]; !a.Manual || a.N != 1 || a.Response == nil || a.Response.Status != 500 {
+		t.Errorf("attempt 1 = %+v, want the manual one, answered 500", a)
+	}
+	if a := d.Attempts[1]; a.Manual || a.N != 2 || a.Response == nil || a.Response.Status != 200 {
+		t.Errorf("attempt 2 = %+v, want the scheduled one, answered 200", a)
+	}
+}

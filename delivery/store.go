@@ -63,6 +63,9 @@ type store struct {
 	// open is the writer's view of open batches, keyed like kOpen.
 	open map[string]openBatch
 
+	// watches are the records attempts read, which commits mark changed.
+	watches watches
+
 	// onQueue is told of every due-index entry a commit added.
 	onQueue func(webhook string, due time.Time, id string)
 
@@ -338,6 +341,8 @@ type groupState struct {
 	counts map[string]*Counts
 	open   map[string]*openBatch // nil value: deleted
 	queued []queued
+	// records holds the ids of the delivery records the group wrote.
+	records map[string]struct{}
 }
 
 type queued struct {
@@ -454,6 +459,7 @@ func (s *store) commitSome(ops []*op) *group {
 	}
 	// Memory follows the database, which has the change even if the
 	// fsync to come fails (the callers then hear 503).
+	s.watches.committed(g.records)
 	s.commits.Add(1)
 	s.writes.Add(count)
 	s.mergeGroup(g)
@@ -745,8 +751,27 @@ func (w *wtx) apply() error {
 		if err := w.s.stage(w.txn, wr, exp); err != nil {
 			return fmt.Errorf("%w: stage write: %v", ErrStorage, err)
 		}
+		if wr.key[0] == pDelivery {
+			if w.g.records == nil {
+				w.g.records = map[string]struct{}{}
+			}
+			w.g.records[string(wr.key[1:])] = struct{}{}
+		}
 	}
 	return nil
+}
+
+// seenRecord returns the record sn holds, as an attempt read it, when
+// neither a commit since nor an earlier op of this group wrote it; else
+// it reads the record.
+func (w *wtx) seenRecord(id string, sn *seen) (*record, bool, error) {
+	if sn != nil && sn.rec != nil {
+		if _, staged := w.g.records[id]; !staged && !w.s.watches.changed(sn) {
+			rec := *sn.rec
+			return &rec, true, nil
+		}
+	}
+	return readRecord(w, id)
 }
 
 // stage puts a write in the transaction and in its journal record;
