@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -214,3 +215,160 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) time() time.Time { return time.Unix(0, d.varint()) }
+
+// attemptVersion marks the binary layout of an attempt. Every attempt is
+// written once on the delivery path, where encoding/json cost more than
+// the rest of recording it. Attempts stored as JSON, which start with
+// '{', are still read.
+const attemptVersion = 1
+
+const (
+	flagManual = 1 << iota
+	flagRequest
+	flagResponse
+	flagRetryAt
+	flagTruncated
+)
+
+var errBadAttempt = errors.New("decode attempt: malformed")
+
+func (a *storedAttempt) encode() []byte {
+	n := 64 + len(a.Error) + len(a.BodyType)
+	var flags byte
+	if a.Manual {
+		flags |= flagManual
+	}
+	if a.RetryAt != nil {
+		flags |= flagRetryAt
+	}
+	if r := a.Request; r != nil {
+		flags |= flagRequest
+		n += len(r.URL) + len(r.Body) + headersLen(r.Headers)
+		for _, c := range r.Command {
+			n += 2 + len(c)
+		}
+	}
+	if r := a.Response; r != nil {
+		flags |= flagResponse
+		if r.Truncated {
+			flags |= flagTruncated
+		}
+		n += len(r.Body) + headersLen(r.Headers)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, attemptVersion, flags)
+	b = binary.AppendVarint(b, int64(a.N))
+	b = binary.AppendVarint(b, a.At.UnixNano())
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(a.DurationMS))
+	b = appendString(b, a.Error)
+	b = appendString(b, a.BodyType)
+	if a.RetryAt != nil {
+		b = binary.AppendVarint(b, a.RetryAt.UnixNano())
+	}
+	if r := a.Request; r != nil {
+		b = appendString(b, r.URL)
+		b = appendHeaders(b, r.Headers)
+		b = appendString(b, r.Body)
+		b = binary.AppendUvarint(b, uint64(len(r.Command)))
+		for _, c := range r.Command {
+			b = appendString(b, c)
+		}
+	}
+	if r := a.Response; r != nil {
+		b = binary.AppendVarint(b, int64(r.Status))
+		b = appendHeaders(b, r.Headers)
+		b = appendString(b, r.Body)
+	}
+	return b
+}
+
+func (a *storedAttempt) decode(b []byte) error {
+	if len(b) > 0 && b[0] == '{' {
+		if err := json.Unmarshal(b, a); err != nil {
+			return fmt.Errorf("decode attempt: %w", err)
+		}
+		return nil
+	}
+	d := decoder{b: b}
+	if d.byte() != attemptVersion {
+		return errBadAttempt
+	}
+	flags := d.byte()
+	*a = storedAttempt{}
+	a.Manual = flags&flagManual != 0
+	a.N = int(d.varint())
+	a.At = d.time()
+	if len(d.b) < 8 {
+		return errBadAttempt
+	}
+	a.DurationMS = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	a.Error, a.BodyType = d.string(), d.string()
+	if flags&flagRetryAt != 0 {
+		t := d.time()
+		a.RetryAt = &t
+	}
+	if flags&flagRequest != 0 {
+		r := &Request{URL: d.string(), Headers: d.headers(), Body: d.string()}
+		if n := d.uvarint(); n > 0 && n <= uint64(len(d.b)) {
+			r.Command = make([]string, 0, n)
+			for range n {
+				r.Command = append(r.Command, d.string())
+			}
+		} else if n > 0 {
+			return errBadAttempt
+		}
+		a.Request = r
+	}
+	if flags&flagResponse != 0 {
+		a.Response = &Response{Status: int(d.varint()), Headers: d.headers(), Body: d.string(), Truncated: flags&flagTruncated != 0}
+	}
+	if d.bad || len(d.b) != 0 {
+		return errBadAttempt
+	}
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func headersLen(h map[string]string) int {
+	n := 1
+	for k, v := range h {
+		n += 2 + len(k) + len(v)
+	}
+	return n
+}
+
+// appendHeaders writes a header map as its size plus one (zero for nil)
+// and its pairs.
+func appendHeaders(b []byte, h map[string]string) []byte {
+	if h == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(h))+1)
+	for k, v := range h {
+		b = appendString(appendString(b, k), v)
+	}
+	return b
+}
+
+// headers reads what appendHeaders wrote.
+func (d *decoder) headers() map[string]string {
+	n := d.uvarint()
+	if n == 0 {
+		return nil
+	}
+	if n--; n > uint64(len(d.b)) {
+		d.bad = true
+		return nil
+	}
+	h := make(map[string]string, n)
+	for range n {
+		k := d.string()
+		h[k] = d.string()
+	}
+	return h
+}

@@ -51,3 +51,61 @@ func TestEvent_EncodeDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestAttempt_EncodeDecode checks that an attempt reads back as it was
+// written, whichever parts it has, that attempts stored as JSON by
+// earlier versions still read, and that a damaged one is an error.
+func TestAttempt_EncodeDecode(t *testing.T) {
+	at := time.Unix(1764325123, 456789)
+	retry := at.Add(30 * time.Second)
+	full := storedAttempt{
+		Attempt: Attempt{
+			N: 3, At: at, DurationMS: 12.625, Manual: true, Error: "receiver answered 503",
+			Request: &Request{
+				URL:     "https://crm.example/hooks?x=1",
+				Headers: map[string]string{"Content-Type": "application/json", "Webhook-Signature": "[redacted]"},
+				Body:    "",
+			},
+			Response: &Response{Status: 503, Headers: map[string]string{}, Body: "busy", Truncated: true},
+			RetryAt:  &retry,
+		},
+		BodyType: "application/json",
+	}
+	command := storedAttempt{Attempt: Attempt{N: 1, At: at, Request: &Request{Command: []string{"/usr/bin/notify", "--lead", ""}},
+		Response: &Response{Status: 0, Body: "ok\n"}}}
+	bare := storedAttempt{Attempt: Attempt{N: 1, At: at, Error: "dial tcp: connection refused"}}
+	for _, want := range []storedAttempt{full, command, bare} {
+		var got storedAttempt
+		if err := got.decode(want.encode()); err != nil {
+			t.Fatalf("decode %+v: %v", want, err)
+		}
+		if !got.At.Equal(want.At) || (got.RetryAt == nil) != (want.RetryAt == nil) ||
+			want.RetryAt != nil && !got.RetryAt.Equal(*want.RetryAt) {
+			t.Errorf("times: got at %v retry %v, want %v %v", got.At, got.RetryAt, want.At, want.RetryAt)
+		}
+		got.At, got.RetryAt, want.At, want.RetryAt = time.Time{}, nil, time.Time{}, nil
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+		}
+	}
+
+	old, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var legacy storedAttempt
+	if err := legacy.decode(old); err != nil {
+		t.Fatal(err)
+	}
+	if legacy.N != 3 || legacy.BodyType != "application/json" || legacy.Response == nil || legacy.Response.Body != "busy" || !legacy.At.Equal(at) {
+		t.Errorf("JSON attempt decoded as %+v", legacy)
+	}
+
+	b := full.encode()
+	for _, bad := range [][]byte{nil, {attemptVersion}, b[:len(b)-1], append(b[:len(b):len(b)], 0), {9, 0}} {
+		var a storedAttempt
+		if err := a.decode(bad); err == nil {
+			t.Errorf("decode(%q) = %+v, want an error", bad, a)
+		}
+	}
+}

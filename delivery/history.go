@@ -249,7 +249,7 @@ func readDelivery(txn *badger.Txn, id string, attempts bool) (Delivery, error) {
 	bodies := map[string]string{} // rebuilt, by content type
 	for it.Rewind(); it.Valid(); it.Next() {
 		var a storedAttempt
-		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
+		if err := it.Item().Value(a.decode); err != nil {
 			return Delivery{}, fmt.Errorf("decode attempt of %s: %w", id, err)
 		}
 		if a.BodyType != "" && a.Request != nil {

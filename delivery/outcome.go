@@ -84,7 +84,8 @@ func stageOutcome(w *wtx, rec *record, wh *config.Webhook, oc outcome) Status {
 		rec.DueAt = next
 		w.enqueue(rec.Webhook, next, rec.ID)
 	}
-	w.setJSON(kAttempt(rec.ID, rec.Tries), oc.stored())
+	sa := oc.stored()
+	w.set(kAttempt(rec.ID, rec.Tries), sa.encode())
 	if final != "" {
 		setStatus(w, rec, final)
 	}
