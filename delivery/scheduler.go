@@ -29,12 +29,13 @@ type scheduler struct {
 	abort      context.CancelFunc
 	loops      sync.WaitGroup
 	inflight   sync.WaitGroup
+	workers    workers
 	started    bool
 	shutdowned bool
 }
 
 func newScheduler(e *Engine) *scheduler {
-	s := &scheduler{e: e, ds: map[string]*dispatcher{}}
+	s := &scheduler{e: e, ds: map[string]*dispatcher{}, workers: workers{tasks: make(chan func())}}
 	s.run, s.end = context.WithCancel(context.Background())
 	s.attempts, s.abort = context.WithCancel(context.Background())
 	return s
@@ -120,7 +121,35 @@ func (s *scheduler) shutdown(ctx context.Context) {
 		<-done
 	}
 	s.abort()
+	s.workers.stop()
 }
+
+// workers run attempts on goroutines that outlive one attempt: a new
+// goroutine per attempt grew a new stack through the HTTP client and
+// Badger each time. A worker waits for the next attempt until stop; there
+// are never more of them than attempts ran at once.
+type workers struct {
+	tasks   chan func()
+	stopped sync.Once
+}
+
+// run runs f on an idle worker, or on a new one when none is idle.
+func (w *workers) run(f func()) {
+	select {
+	case w.tasks <- f:
+	default:
+		go w.work(f)
+	}
+}
+
+func (w *workers) work(f func()) {
+	for ok := true; ok; f, ok = <-w.tasks {
+		f()
+	}
+}
+
+// stop ends the idle workers; run must not be called after it.
+func (w *workers) stop() { w.stopped.Do(func() { close(w.tasks) }) }
 
 // dispatcher sends one webhook's due deliveries, at most its concurrency
 // at a time, in due order. It keeps a cursor into the due index so that
@@ -291,7 +320,8 @@ func (d *dispatcher) dispatch() (next time.Time) {
 		d.ready = d.ready[1:]
 		d.inflight++
 		d.s.inflight.Add(1)
-		go d.attempt(en, d.circuit.open)
+		probe := d.circuit.open
+		d.s.workers.run(func() { d.attempt(en, probe) })
 	}
 	if len(d.ready) > 0 || d.inflight >= limit {
 		return time.Time{} // a finishing attempt wakes us
