@@ -9,11 +9,13 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -157,15 +159,17 @@ func (e *Engine) senderFor(wh *config.Webhook) Sender {
 // entry. A stale entry (the delivery moved on since it was read) is
 // skipped. Attempts cut short by shutdown are not recorded: the delivery
 // stays queued and is tried again at the next start.
-func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptResult {
-	sn := e.store.watches.watch(id)
+func (e *Engine) attempt(ctx context.Context, en dueEntry) attemptResult {
+	id := en.id
+	d, sn, err := e.dueOf(en)
+	if err != nil {
+		return attemptResult{unrecorded: true}
+	}
 	defer e.store.watches.unwatch(sn)
-	d, err := e.readDue(id, due)
-	if err != nil || d.rec == nil {
-		return attemptResult{unrecorded: err != nil}
+	if d.rec == nil {
+		return attemptResult{}
 	}
 	rec, wh := d.rec, d.wh
-	sn.rec = rec
 	if wh == nil {
 		at := e.store.now()
 		err := e.finish(id, nil, outcome{permanent: true, attempt: Attempt{At: at,
@@ -183,6 +187,27 @@ func (e *Engine) attempt(ctx context.Context, id string, due time.Time) attemptR
 	}
 	err = e.finish(id, wh, oc, sn)
 	return attemptResult{oc: oc, tried: !oc.permanent, unrecorded: err != nil}
+}
+
+// dueOf returns the delivery behind a due entry as it was read ahead, or
+// reads it now if it was not, or a commit or a new configuration changed
+// it since. The watch it returns is finish's to use and the caller's to
+// end.
+func (e *Engine) dueOf(en dueEntry) (*dueDelivery, *seen, error) {
+	if d, sn := en.pre, en.seen; d != nil && !e.store.watches.changed(sn) && (d.rec == nil || e.webhook(d.rec.Webhook) == d.wh) {
+		return d, sn, nil
+	}
+	if en.seen != nil {
+		e.store.watches.unwatch(en.seen)
+	}
+	sn := e.store.watches.watch(en.id)
+	d, err := e.readDue(en.id, en.due)
+	if err != nil {
+		e.store.watches.unwatch(sn)
+		return nil, nil, err
+	}
+	sn.rec = d.rec
+	return &d, sn, nil
 }
 
 // attemptResult tells the dispatcher what came of an attempt: the outcome
@@ -211,23 +236,65 @@ type dueDelivery struct {
 func (e *Engine) readDue(id string, due time.Time) (dueDelivery, error) {
 	var d dueDelivery
 	err := e.store.db.View(func(txn *badger.Txn) error {
-		rec, err := getRecord(txn, id)
-		if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
-			return err
-		}
-		d.rec, d.wh = rec, e.webhook(rec.Webhook)
-		if d.wh == nil || rec.Batch && !rec.Sealed {
-			return nil
-		}
-		ids, err := eventIDs(txn, rec)
-		if err != nil {
-			return err
-		}
-		d.body, d.bodyErr = readBody(txn, rec, ids, d.wh.ContentType)
-		d.ready = true
-		return nil
+		var err error
+		d, err = e.readDueWith(txn, txn, id, due)
+		return err
 	})
 	return d, err
+}
+
+// readDueWith is readDue inside a read: records and events come from g,
+// a batch's members from txn.
+func (e *Engine) readDueWith(g getter, txn *badger.Txn, id string, due time.Time) (dueDelivery, error) {
+	var d dueDelivery
+	rec, err := getRecord(g, id)
+	if err != nil || rec == nil || rec.Status != StatusInQueue || !rec.DueAt.Equal(due) {
+		return d, err
+	}
+	d.rec, d.wh = rec, e.webhook(rec.Webhook)
+	if d.wh == nil || rec.Batch && !rec.Sealed {
+		return d, nil
+	}
+	ids, err := eventIDs(txn, rec)
+	if err != nil {
+		return d, err
+	}
+	d.body, d.bodyErr = readBody(g, rec, ids, d.wh.ContentType)
+	d.ready = true
+	return d, nil
+}
+
+// readAhead reads the deliveries behind a batch of due entries, as
+// readDue would one by one, in one read and in id order: a delivery's
+// record and event lie next to those of the deliveries made just before
+// and after it, so that a walk finds most of them a step or two on.
+// Each entry is watched from before the read; the attempt reads it again
+// if a commit changed it in the meantime.
+func (e *Engine) readAhead(entries []dueEntry) {
+	order := make([]int, len(entries))
+	for i := range entries {
+		order[i] = i
+		entries[i].seen = e.store.watches.watch(entries[i].id)
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(entries[a].id, entries[b].id) })
+	err := e.store.db.View(func(txn *badger.Txn) error {
+		w := newWalk(txn)
+		defer w.close()
+		for _, i := range order {
+			en := &entries[i]
+			d, err := e.readDueWith(w, txn, en.id, en.due)
+			if err != nil {
+				return err
+			}
+			en.pre, en.seen.rec = &d, d.rec
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range entries {
+			entries[i].pre = nil // each attempt reads its own, and reports
+		}
+	}
 }
 
 // try builds the body of a delivery and sends it once.
@@ -341,10 +408,10 @@ func eventIDs(txn *badger.Txn, rec *record) ([]string, error) {
 // readBody builds the body a delivery sends as contentType from its
 // events (ids): what the sender posts and, for attempts that kept no copy
 // of it, what history shows.
-func readBody(txn *badger.Txn, rec *record, ids []string, contentType string) ([]byte, error) {
+func readBody(g getter, rec *record, ids []string, contentType string) ([]byte, error) {
 	data := make([]json.RawMessage, 0, len(ids))
 	for _, eid := range ids {
-		item, err := txn.Get(kEvent(eid))
+		item, err := g.Get(kEvent(eid))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			continue
 		}
@@ -396,8 +463,8 @@ func (e *Engine) readRecord(id string) (*record, error) {
 }
 
 // getRecord reads a delivery record, or nil when there is none.
-func getRecord(txn *badger.Txn, id string) (*record, error) {
-	item, err := txn.Get(kDelivery(id))
+func getRecord(g getter, id string) (*record, error) {
+	item, err := g.Get(kDelivery(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
 	}

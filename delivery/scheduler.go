@@ -181,6 +181,10 @@ type dueEntry struct {
 	key []byte
 	id  string
 	due time.Time
+	// pre is the delivery as read ahead, by a dispatcher's scan, under
+	// the watch seen; nil when the attempt must read it.
+	pre  *dueDelivery
+	seen *seen
 }
 
 func (d *dispatcher) poke() {
@@ -314,7 +318,16 @@ func (d *dispatcher) dispatch() (next time.Time) {
 			for _, en := range entries {
 				d.claimed[en.id] = true
 			}
-			d.ready = entries
+			// Commits need the lock to tell of new entries: read the
+			// claimed entries' deliveries without it.
+			probing := d.circuit.open
+			d.mu.Unlock()
+			d.s.e.readAhead(entries)
+			d.mu.Lock()
+			d.ready = append(entries, d.ready...)
+			if d.circuit.open != probing {
+				return time.Time{} // the next attempt to end wakes us
+			}
 		}
 		en := d.ready[0]
 		d.ready = d.ready[1:]
@@ -331,7 +344,7 @@ func (d *dispatcher) dispatch() (next time.Time) {
 
 func (d *dispatcher) attempt(en dueEntry, probe bool) {
 	defer d.s.inflight.Done()
-	res := d.s.e.attempt(d.s.attempts, en.id, en.due)
+	res := d.s.e.attempt(d.s.attempts, en)
 	if res.tried {
 		d.observe(d.s.e.webhook(d.webhook), res.oc, probe)
 	}
