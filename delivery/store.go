@@ -826,11 +826,16 @@ func (l badgerLogger) Errorf(f string, a ...any) {
 func (l badgerLogger) Warningf(f string, a ...any) {
 	l.log.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
 }
-func (l badgerLogger) Infof(f string, a ...any) {
-	l.log.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
-}
-func (l badgerLogger) Debugf(f string, a ...any) {
-	l.log.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+func (l badgerLogger) Infof(f string, a ...any) { l.debug(f, a) }
+
+func (l badgerLogger) Debugf(f string, a ...any) { l.debug(f, a) }
+
+// debug formats a message only when it is logged: Badger logs one per
+// write batch.
+func (l badgerLogger) debug(f string, a []any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+	}
 }
 
 func trimNL(s string) string {
