@@ -401,3 +401,25 @@ func grep(s, sub string) string {
 	}
 	return out.String()
 }
+
+// A body that ends before its Content-Length is a 400, and nothing of it
+// is accepted.
+func TestPostEvents_BodyShorterThanItsLength(t *testing.T) {
+	td := startDaemon(t, oneHook)
+	conn, err := net.Dial("unix", td.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"event":"Lead Creation","data":{}}`
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: sidehook\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body)+10, body)
+	conn.(*net.UnixConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn)
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 400")) || !bytes.Contains(answer, []byte("unexpected EOF")) {
+		t.Errorf("answer = %q, want 400 naming the unexpected EOF", answer)
+	}
+	if n := td.Engine().QueueDepth(); n != 0 {
+		t.Errorf("queue depth = %d, want 0", n)
+	}
+}

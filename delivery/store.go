@@ -404,7 +404,7 @@ func (s *store) commitSome(ops []*op) *group {
 			spaceErr = err
 			continue
 		}
-		w := &wtx{s: s, txn: txn, g: g, now: now, expiry: wall}
+		w := &wtx{s: s, txn: txn, g: g, now: now, expiry: wall, writes: make([]write, 0, 8)}
 		err := o.fn(w)
 		if err == nil {
 			if taken > 0 && (bytes+w.bytes > s.maxBytes || count+int64(len(w.writes)) > s.maxCount) {
