@@ -319,8 +319,11 @@ func (d *dispatcher) dispatch() (next time.Time) {
 				d.claimed[en.id] = true
 			}
 			// Commits need the lock to tell of new entries: read the
-			// claimed entries' deliveries without it.
+			// claimed entries' deliveries without it. Meanwhile queued
+			// must not take a new entry for one this dispatch will read
+			// at the time it waits for: that time is not known yet.
 			probing := d.circuit.open
+			d.wakeAt = time.Time{}
 			d.mu.Unlock()
 			d.s.e.readAhead(entries)
 			d.mu.Lock()

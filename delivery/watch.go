@@ -2,12 +2,13 @@ package delivery
 
 import "sync"
 
-// watches let the writer use a delivery record read outside it, by an
-// attempt, instead of reading it again to record the outcome. A watch is
-// taken before the read; every commit that writes the record after that
-// marks it changed. A record staged by an earlier op of the same group is
-// not yet committed, so the op looks at its group for that (see
-// wtx.seen).
+// watches let a delivery read once serve twice: a dispatcher reads it
+// ahead for the attempt, and the writer records the attempt's outcome on
+// it without reading it again. A watch is taken before the read; every
+// commit that writes the record after that marks it changed, and the
+// reader reads again. A record staged by an earlier op of the same group
+// is not yet committed, so the writer looks at its group for that (see
+// wtx.seenRecord).
 type watches struct {
 	mu sync.Mutex
 	m  map[string]*watched
