@@ -88,7 +88,7 @@ func (e *Engine) stageEvent(w *wtx, cfg *config.Config, ev Incoming) Accepted {
 		if !wh.Subscribes(ev.Type.Code) {
 			continue
 		}
-		p := stageDelivery(w, e.store.ids, wh, ev.Type, "", id)
+		p := stageDelivery(w, e.store.ids, wh, ev.Type, "", id, ev.Data)
 		acc.Deliveries = append(acc.Deliveries, p)
 		ids = append(ids, p.ID)
 	}
@@ -100,13 +100,17 @@ func (e *Engine) stageEvent(w *wtx, cfg *config.Config, ev Incoming) Accepted {
 }
 
 // stageDelivery puts an event into the webhook's open batch for its type
-// (and group), or opens a new delivery for it.
-func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, group, eventID string) Planned {
+// (and group), or opens a new delivery for it. data, when not nil, is the
+// event's, handed to the scheduler with a delivery due at once.
+func stageDelivery(w *wtx, ids *idGen, wh *config.Webhook, et config.EventType, group, eventID string, data json.RawMessage) Planned {
 	batch, batched := wh.BatchFor(et)
 	if !batched {
 		// A delivery of one event names it in its record; only batches
 		// keep member keys.
 		rec := newRecord(w, ids, wh.ID, et.Code, w.now.Add(wh.Delay), false, eventID)
+		if data != nil && wh.Delay <= 0 {
+			w.handOver(rec, wh, data)
+		}
 		return Planned{ID: rec.ID, Webhook: wh.ID, DueAt: rec.DueAt}
 	}
 	ok := kOpen(wh.ID, et.Code+group)

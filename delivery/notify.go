@@ -113,7 +113,7 @@ func (e *Engine) stageNoticeFor(w *wtx, f Failure) error {
 		return err
 	}
 	id := e.store.ids.next("evt_", w.now)
-	p := stageDelivery(w, e.store.ids, nw, noticeType, "\x00"+f.Webhook, id)
+	p := stageDelivery(w, e.store.ids, nw, noticeType, "\x00"+f.Webhook, id, nil)
 	ev := event{Type: noticeType.Code, ReceivedAt: w.now, Data: data, Deliveries: []string{p.ID}, Refs: 1}
 	w.set(kEvent(id), ev.encode())
 	return nil

@@ -78,8 +78,11 @@ func (s *scheduler) dispatcher(webhook string) *dispatcher {
 }
 
 // queued is called after a commit added a due-index entry.
-func (s *scheduler) queued(webhook string, due time.Time, id string) {
-	s.dispatcher(webhook).queued(dueEntry{key: kQueue(webhook, due, id), id: id, due: due}, s.e.store.now())
+func (s *scheduler) queued(q queued) {
+	en := dueEntry{key: kQueue(q.webhook, q.due, q.id), id: q.id, due: q.due, pre: q.pre, seen: q.seen}
+	if !s.dispatcher(q.webhook).queued(en, s.e.store.now()) && en.seen != nil {
+		s.e.store.watches.unwatch(en.seen)
+	}
 }
 
 // configChanged wakes every dispatcher so it reads its webhook's new
@@ -199,8 +202,9 @@ func (d *dispatcher) poke() {
 // than the time it already waits for: it reads the entry then. That
 // spares a scan per commit while events queue up for a delayed webhook.
 // A caught-up dispatcher takes an entry that is due now straight into
-// ready, which spares the scan per commit of a webhook that keeps up.
-func (d *dispatcher) queued(en dueEntry, now time.Time) {
+// ready, which spares the scan per commit of a webhook that keeps up. It
+// reports whether it took the entry.
+func (d *dispatcher) queued(en dueEntry, now time.Time) (taken bool) {
 	d.mu.Lock()
 	ahead := d.from != nil && bytes.Compare(en.key, d.from) >= 0
 	later := ahead && !d.wakeAt.IsZero() && !en.due.Before(d.wakeAt)
@@ -218,6 +222,7 @@ func (d *dispatcher) queued(en dueEntry, now time.Time) {
 		d.ready = append(d.ready, en)
 		d.claimed[en.id] = true
 		d.from = append(en.key, 0)
+		taken = true
 	default:
 		d.caughtUp = false // scan for it
 	}
@@ -225,6 +230,7 @@ func (d *dispatcher) queued(en dueEntry, now time.Time) {
 	if !later {
 		d.poke()
 	}
+	return taken
 }
 
 // rewind moves the cursor back to k if it has passed it, and wakes the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/sidehook/sidehook/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +68,7 @@ type store struct {
 	watches watches
 
 	// onQueue is told of every due-index entry a commit added.
-	onQueue func(webhook string, due time.Time, id string)
+	onQueue func(q queued)
 
 	// commits, fsyncs and writes count transactions, syncs and keys
 	// written, for the write-amplification metrics.
@@ -144,7 +145,7 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		stopped:  make(chan struct{}),
 		counts:   map[string]*Counts{},
 		open:     map[string]openBatch{},
-		onQueue:  func(string, time.Time, string) {},
+		onQueue:  func(queued) {},
 		maxBytes: db.MaxBatchSize() / 2,
 		maxCount: db.MaxBatchCount() / 2,
 		dir:      dir,
@@ -349,6 +350,11 @@ type queued struct {
 	webhook string
 	due     time.Time
 	id      string
+	// pre is the delivery as its ingest staged it, ready to send, for an
+	// entry due at once; seen watches it from its commit on (see
+	// handOver).
+	pre  *dueDelivery
+	seen *seen
 }
 
 // group is what one transaction's callers are answered with once it is
@@ -375,7 +381,7 @@ func (s *store) answer(g *group, syncErr error) {
 	}
 	if g.err == nil {
 		for _, q := range g.queued {
-			s.onQueue(q.webhook, q.due, q.id)
+			s.onQueue(q)
 		}
 	}
 }
@@ -460,6 +466,12 @@ func (s *store) commitSome(ops []*op) *group {
 	// Memory follows the database, which has the change even if the
 	// fsync to come fails (the callers then hear 503).
 	s.watches.committed(g.records)
+	for i := range g.queued {
+		if q := &g.queued[i]; q.pre != nil {
+			q.seen = s.watches.watch(q.id)
+			q.seen.rec = q.pre.rec
+		}
+	}
 	s.commits.Add(1)
 	s.writes.Add(count)
 	s.mergeGroup(g)
@@ -739,7 +751,18 @@ func (w *wtx) setOpenBatch(k []byte, ob *openBatch) {
 // enqueue adds a due-index entry and tells the scheduler after commit.
 func (w *wtx) enqueue(webhook string, due time.Time, id string) {
 	w.set(kQueue(webhook, due, id), nil)
-	w.queued = append(w.queued, queued{webhook, due, id})
+	w.queued = append(w.queued, queued{webhook: webhook, due: due, id: id})
+}
+
+// handOver gives the scheduler, with the due-index entry just enqueued
+// for rec, the delivery as it will go out: rec is due now, and data is
+// its one event. A dispatcher that keeps up then sends it without reading
+// it back from the store.
+func (w *wtx) handOver(rec *record, wh *config.Webhook, data json.RawMessage) {
+	q := &w.queued[len(w.queued)-1]
+	body, err := encodeBody(wh.ContentType, false, []json.RawMessage{data})
+	r := *rec
+	q.pre = &dueDelivery{rec: &r, wh: wh, ready: true, body: body, bodyErr: err}
 }
 
 func (w *wtx) apply() error {

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -81,5 +82,51 @@ func TestWatch_AWriteSinceTheReadIsSeen(t *testing.T) {
 	}
 	if later != 7 {
 		t.Errorf("after a commit wrote it: %d tries, want 7", later)
+	}
+}
+
+// An event due at once is handed to the scheduler with its commit, ready
+// to send; a change to its record before the dispatcher takes it is seen
+// all the same: here it finished in the meantime, so it is not sent.
+func TestHandOver_AChangeBeforeTheDispatcherTakesItIsSeen(t *testing.T) {
+	rc := newReceiver(t, nil)
+	e := openEngine(t, t.TempDir(), testConfig(hook("now", rc.URL, "Lead_Post_Create")))
+	s := e.store
+	var armed atomic.Bool
+	handed := 0
+	tell := s.onQueue
+	s.onQueue = func(q queued) { // runs after the commit, before the dispatcher hears of it
+		if q.pre != nil && armed.Load() {
+			handed++
+			err := s.do(context.Background(), false, func(w *wtx) error {
+				r, _, err := readRecord(w, q.id)
+				if err != nil {
+					return err
+				}
+				setStatus(w, r, StatusSuccess)
+				w.set(kDelivery(q.id), r.encode())
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		tell(q)
+	}
+	// A first delivery, so that the dispatcher's first scan is over and
+	// it keeps up: only then does it take entries from commits.
+	waitStatus(t, e, ingest(t, e, "Lead Creation", "", `{"lead":0}`).Deliveries[0].ID, StatusSuccess)
+	armed.Store(true)
+	id := ingest(t, e, "Lead Creation", "", `{"lead":1}`).Deliveries[0].ID
+	waitStatus(t, e, id, StatusSuccess)
+	time.Sleep(200 * time.Millisecond) // room for a wrong send
+	if handed != 1 {
+		t.Fatalf("%d entries handed over with their delivery, want 1", handed)
+	}
+	if n := rc.count(); n != 1 {
+		t.Errorf("receiver got %d requests, want 1: none for the delivery that finished before its turn", n)
+	}
+	if d := mustGet(t, e, id); d.AttemptCount != 0 {
+		t.Errorf("delivery has %d attempts, want none", d.AttemptCount)
 	}
 }
