@@ -49,6 +49,9 @@ type journal struct {
 	size int64
 	seq  uint64
 	rec  []byte
+	// written counts the bytes appended since the last writeback was
+	// asked for, at every writebackSize.
+	written, writebackSize int64
 
 	// mu keeps sync and rotate apart: rotate switches f.
 	mu     sync.Mutex
@@ -56,6 +59,9 @@ type journal struct {
 	// due tells the checkpointer a segment was sealed, or that Badger
 	// wrote what the journal does not hold (see store.reclaim).
 	due chan struct{}
+	// writeback tells the checkpointer that writebackSize more were
+	// appended: time to write Badger's logs out ahead of the checkpoint.
+	writeback chan struct{}
 }
 
 const (
@@ -70,7 +76,8 @@ func openJournal(dir string, segSize int64) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create journal directory %s: %w", dir, err)
 	}
-	return &journal{dir: dir, segSize: segSize, due: make(chan struct{}, 1)}, nil
+	return &journal{dir: dir, segSize: segSize, writebackSize: journalWriteback,
+		due: make(chan struct{}, 1), writeback: make(chan struct{}, 1)}, nil
 }
 
 // segments returns the journal's segment files, oldest first, with the
@@ -237,6 +244,13 @@ func (j *journal) commit() (int64, error) {
 		return 0, fmt.Errorf("write journal: %w", err)
 	}
 	j.seq, j.size = seq, off+int64(len(j.rec))
+	if j.written += int64(len(j.rec)); j.written >= j.writebackSize {
+		j.written = 0
+		select {
+		case j.writeback <- struct{}{}:
+		default:
+		}
+	}
 	return off, nil
 }
 

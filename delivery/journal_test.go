@@ -104,6 +104,38 @@ func TestJournal_CheckpointsKeepItShort(t *testing.T) {
 	}
 }
 
+// TestJournal_BadgerIsWrittenOutAheadOfTheCheckpoint checks that
+// Badger's logs are synced as the journal grows, long before a segment
+// fills: a checkpoint then has little left to write.
+func TestJournal_BadgerIsWrittenOutAheadOfTheCheckpoint(t *testing.T) {
+	t.Parallel()
+	cfg, _ := laterConfig(t)
+	dir := t.TempDir()
+	e, err := Open(cfg, Options{Dir: dir, UserAgent: "sidehook/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store.journal.writebackSize = 32 << 10
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	data := fmt.Sprintf(`{"pad":%q}`, make([]byte, 1000))
+	for range 100 {
+		ingest(t, e, "Lead Creation", "", data)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.store.writebacks.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync of Badger's logs after 100 KiB of journal, with one due every 32 KiB")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if segs := journalSegments(t, dir); len(segs) != 1 {
+		t.Errorf("journal segments: %q, want the one still being written: a writeback is no checkpoint", segs)
+	}
+}
+
 // TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak checks what a
 // replay takes: records in order, none past a partial one at the end of
 // a segment, and none before a break in the sequence numbers.
