@@ -105,8 +105,8 @@ func TestJournal_CheckpointsKeepItShort(t *testing.T) {
 }
 
 // TestJournal_BadgerIsWrittenOutAheadOfTheCheckpoint checks that
-// Badger's logs are synced as the journal grows, long before a segment
-// fills: a checkpoint then has little left to write.
+// Badger's logs are written out as the journal grows, long before a
+// segment fills: a checkpoint then has little left to write.
 func TestJournal_BadgerIsWrittenOutAheadOfTheCheckpoint(t *testing.T) {
 	t.Parallel()
 	cfg, _ := laterConfig(t)
@@ -127,7 +127,7 @@ func TestJournal_BadgerIsWrittenOutAheadOfTheCheckpoint(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for e.store.writebacks.Load() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("no sync of Badger's logs after 100 KiB of journal, with one due every 32 KiB")
+			t.Fatal("no writeback of Badger's logs after 100 KiB of journal, with one due every 32 KiB")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -73,7 +73,7 @@ type store struct {
 	// commits, fsyncs and writes count transactions, syncs and keys
 	// written, for the write-amplification metrics.
 	commits, fsyncs, writes atomic.Int64
-	// writebacks counts the syncs of Badger's logs between checkpoints.
+	// writebacks counts the writebacks of Badger's logs between checkpoints.
 	writebacks atomic.Int64
 
 	writeErr atomic.Pointer[error]

@@ -16,8 +16,8 @@ import (
 // replays: at most two segments.
 const journalSegmentSize = 16 << 20
 
-// journalWriteback is how much the journal grows between two syncs of
-// Badger's logs ahead of a checkpoint (see checkpointer).
+// journalWriteback is how much the journal grows between two writebacks
+// of Badger's logs ahead of a checkpoint (see checkpointer).
 const journalWriteback = 2 << 20
 
 // syncer makes committed groups durable and answers their callers. It
@@ -47,19 +47,20 @@ func (s *store) syncer(done chan<- struct{}) {
 // Badger holds their records on disk. A checkpoint that fails keeps its
 // segments for the next one: nothing is lost, the journal only grows.
 //
-// Between checkpoints it syncs Badger's logs every journalWriteback of
-// journal, so that a checkpoint finds little left to write. Without it a
-// checkpoint wrote out a whole segment's worth (16 MiB) at once, and the
-// journal's fsyncs, and the 202s waiting on them, queued behind it for
-// 50-90 ms every few seconds. These syncs promise nothing: one that
-// fails is logged, and the checkpoint after it syncs again.
+// Between checkpoints, every journalWriteback of journal, it has the
+// kernel start writing out Badger's logs, so that a checkpoint finds
+// little left to write. Without it a checkpoint wrote out a whole
+// segment's worth (16 MiB) at once, and the journal's fsyncs, and the
+// 202s waiting on them, queued behind it for 50-120 ms every few
+// seconds. A writeback promises nothing: one that fails is logged, and
+// the checkpoint syncs anyway.
 func (s *store) checkpointer(done chan<- struct{}) {
 	defer close(done)
 	for {
 		select {
 		case <-s.journal.writeback:
-			if err := s.db.Sync(); err != nil {
-				s.log.Warn("store writeback failed; the next checkpoint syncs again", "err", err)
+			if err := s.logs.writeBack(); err != nil {
+				s.log.Warn("store writeback failed; the next checkpoint syncs anyway", "err", err)
 			}
 			s.writebacks.Add(1)
 			continue
@@ -253,6 +254,32 @@ func (l *logFiles) syncRotated() ([]string, error) {
 	}
 	l.last, l.mtime, l.listedAt = now, mtime, listedAt
 	return synced, nil
+}
+
+// writeBack starts the kernel writing out the dirty pages of Badger's
+// log files, and returns without waiting for them. It takes none of
+// Badger's locks, where Badger's own Sync holds one that a commit
+// filling its memtable must wait for.
+func (l *logFiles) writeBack() error {
+	names, err := l.list()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		f, err := os.Open(filepath.Join(l.dir, name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", name, err)
+		}
+		err = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("write out %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func fdatasync(path string) error {
