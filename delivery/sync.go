@@ -257,15 +257,24 @@ func (l *logFiles) syncRotated() ([]string, error) {
 }
 
 // writeBack starts the kernel writing out the dirty pages of Badger's
-// log files, and returns without waiting for them. It takes none of
-// Badger's locks, where Badger's own Sync holds one that a commit
+// write-ahead logs and its two newest value logs (the older ones are
+// written no more), and returns without waiting for them. It takes none
+// of Badger's locks, where Badger's own Sync holds one that a commit
 // filling its memtable must wait for.
 func (l *logFiles) writeBack() error {
 	names, err := l.list()
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
+	slices.Sort(names) // value logs are numbered with a fixed width
+	var vlogs int
+	for i := len(names) - 1; i >= 0; i-- {
+		name := names[i]
+		if strings.HasSuffix(name, ".vlog") {
+			if vlogs++; vlogs > 2 {
+				continue
+			}
+		}
 		f, err := os.Open(filepath.Join(l.dir, name))
 		if os.IsNotExist(err) {
 			continue
