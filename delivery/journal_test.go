@@ -68,20 +68,28 @@ func TestJournal_AcknowledgedEventsSurviveBadgerLosingItsWrites(t *testing.T) {
 	}
 }
 
+// startTuned opens an engine on dir, lets tune change its journal's
+// sizes, and starts it.
+func startTuned(t *testing.T, cfg *config.Config, dir string, tune func(*journal)) *Engine {
+	t.Helper()
+	e, err := Open(cfg, Options{Dir: dir, UserAgent: "sidehook/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tune(e.store.journal)
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // TestJournal_CheckpointsKeepItShort checks that sealed segments are
 // removed once Badger holds them, and that a clean stop leaves none.
 func TestJournal_CheckpointsKeepItShort(t *testing.T) {
 	t.Parallel()
 	cfg, _ := laterConfig(t)
 	dir := t.TempDir()
-	e, err := Open(cfg, Options{Dir: dir, UserAgent: "sidehook/test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store.journal.segSize = 32 << 10
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startTuned(t, cfg, dir, func(j *journal) { j.segSize = 32 << 10 })
 	data := fmt.Sprintf(`{"pad":%q}`, make([]byte, 1000))
 	for range 300 {
 		ingest(t, e, "Lead Creation", "", data)
@@ -111,14 +119,7 @@ func TestJournal_BadgerIsWrittenOutAheadOfTheCheckpoint(t *testing.T) {
 	t.Parallel()
 	cfg, _ := laterConfig(t)
 	dir := t.TempDir()
-	e, err := Open(cfg, Options{Dir: dir, UserAgent: "sidehook/test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store.journal.writebackSize = 32 << 10
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startTuned(t, cfg, dir, func(j *journal) { j.writebackSize = 32 << 10 })
 	t.Cleanup(func() { e.Close(context.Background()) })
 	data := fmt.Sprintf(`{"pad":%q}`, make([]byte, 1000))
 	for range 100 {
