@@ -56,11 +56,13 @@ func (s *store) syncer(done chan<- struct{}) {
 // the checkpoint syncs anyway.
 func (s *store) checkpointer(done chan<- struct{}) {
 	defer close(done)
+	warned := false // of a writeback failing: a filesystem may never do them
 	for {
 		select {
 		case <-s.journal.writeback:
-			if err := s.logs.writeBack(); err != nil {
-				s.log.Warn("store writeback failed; the next checkpoint syncs anyway", "err", err)
+			if err := s.logs.writeBack(); err != nil && !warned {
+				warned = true
+				s.log.Warn("store writeback failed; checkpoints sync anyway, and further failures are not logged", "err", err)
 			}
 			s.writebacks.Add(1)
 			continue
