@@ -49,9 +49,9 @@ type journal struct {
 	size int64
 	seq  uint64
 	rec  []byte
-	// written counts the bytes appended since the last writeback was
-	// asked for, at every writebackSize.
-	written, writebackSize int64
+	// writebackSize is how often, in bytes of a segment, the checkpointer
+	// is asked for a writeback.
+	writebackSize int64
 
 	// mu keeps sync and rotate apart: rotate switches f.
 	mu     sync.Mutex
@@ -244,8 +244,7 @@ func (j *journal) commit() (int64, error) {
 		return 0, fmt.Errorf("write journal: %w", err)
 	}
 	j.seq, j.size = seq, off+int64(len(j.rec))
-	if j.written += int64(len(j.rec)); j.written >= j.writebackSize {
-		j.written = 0
+	if off/j.writebackSize != j.size/j.writebackSize {
 		select {
 		case j.writeback <- struct{}{}:
 		default:

@@ -277,23 +277,24 @@ func (l *logFiles) writeBack() error {
 				continue
 			}
 		}
-		f, err := os.Open(filepath.Join(l.dir, name))
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("open %s: %w", name, err)
-		}
-		err = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("write out %s: %w", name, err)
+		if err := onFile(filepath.Join(l.dir, name), "write out", startWriteback); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func fdatasync(path string) error {
+// startWriteback has the kernel start writing the file's dirty pages.
+func startWriteback(fd int) error {
+	return unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+func fdatasync(path string) error { return onFile(path, "sync", unix.Fdatasync) }
+
+// onFile runs fn, named verb in its error, on a descriptor of the file at
+// path opened for reading. A file gone meanwhile is skipped: Badger
+// removes the logs it has flushed or collected.
+func onFile(path, verb string, fn func(fd int) error) error {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil
@@ -302,8 +303,8 @@ func fdatasync(path string) error {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
+	if err := fn(int(f.Fd())); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, path, err)
 	}
 	return nil
 }
