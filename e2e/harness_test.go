@@ -111,6 +111,7 @@ type daemon struct {
 	dataDir string
 	sock    string
 	logPath string
+	env     []string // added to the test's environment, KEY=value
 	client  *http.Client
 
 	proc   *process // the running process, nil when none
@@ -215,6 +216,9 @@ func (d *daemon) spawn() *process {
 	}
 	fmt.Fprintf(logf, "=== e2e: start #%d\n", d.starts)
 	cmd := exec.Command(binaryPath, "run", "--config", d.cfgPath, "--data", d.dataDir)
+	if d.env != nil {
+		cmd.Env = append(os.Environ(), d.env...)
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGOGC_HalfUnlessSet checks the collector setting the daemon runs
+// with, as an operator reads it from /metrics: 50 by default, which keeps
+// the heap's growth between collections at half the live heap, and
+// whatever GOGC says when it is set.
+func TestGOGC_HalfUnlessSet(t *testing.T) {
+	requireBinary(t)
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{env: []string{"GOGC="}, want: "50"}, // set but empty counts as unset
+		{env: []string{"GOGC=200"}, want: "200"},
+	} {
+		d := newDaemon(t, hookConfig{url: "http://127.0.0.1:1", concurrency: 1, attempts: 1})
+		d.env = tc.env
+		d.start()
+		if got := d.metric("go_gc_gogc_percent"); got != tc.want {
+			t.Errorf("with %q: go_gc_gogc_percent = %q, want %s", tc.env, got, tc.want)
+		}
+		d.stop(10 * time.Second)
+	}
+}
+
+// metric returns the value of an unlabelled metric from GET /metrics, or
+// "" when it is missing.
+func (d *daemon) metric(name string) string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sidehook/metrics", nil)
+	if err != nil {
+		d.t.Fatalf("build request: %v", err)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		d.t.Fatalf("get /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		d.t.Fatalf("read /metrics: %v", err)
+	}
+	return ""
+}
