@@ -101,7 +101,9 @@ type op struct {
 // to the value log, so the tables hold keys and pointers: at 5,000
 // events/s memtables fill and L0 compactions come about half as often and
 // each moves less. At 512 bytes, those compactions stalled deliveries for
-// 100-300 ms every five seconds.
+// 100-300 ms every five seconds. There is no index cache: Badger keeps an
+// unencrypted table's index with the table and uses the cache only for
+// encrypted ones.
 func storeOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(false).
@@ -110,7 +112,6 @@ func storeOptions(dir string, log *slog.Logger) badger.Options {
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
 		WithValueThreshold(32).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
