@@ -216,9 +216,7 @@ func (d *daemon) spawn() *process {
 	}
 	fmt.Fprintf(logf, "=== e2e: start #%d\n", d.starts)
 	cmd := exec.Command(binaryPath, "run", "--config", d.cfgPath, "--data", d.dataDir)
-	if d.env != nil {
-		cmd.Env = append(os.Environ(), d.env...)
-	}
+	cmd.Env = append(os.Environ(), d.env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
