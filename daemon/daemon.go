@@ -151,7 +151,9 @@ func Run(ctx context.Context, opts Options) error {
 	// GOGC=100 the heap grows to twice that before each collection.
 	// Collecting at half that growth holds the daemon near 80 MiB at
 	// 5,000 events/s, for a few percent more CPU on a deep drain. GOGC
-	// in the environment still wins (README: "Memory").
+	// in the environment still wins (README: "Memory"); it is read from
+	// the process's own environment, not opts.Getenv, because that is
+	// the one the runtime read it from.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
