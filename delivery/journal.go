@@ -19,12 +19,12 @@ import (
 // The journal is sidehook's write-ahead log in front of Badger. The
 // writer appends every transaction to it, as one record of the keys it
 // sets (with their values and expiry) and deletes, before committing the
-// transaction to Badger. A 202 then waits for one fdatasync of a plainly
-// appended file, where Badger's own Sync is two msyncs of memory-mapped
-// logs, several times slower and dearer in CPU.
+// transaction to Badger. A 202 then waits for one fdatasync of a plain
+// file, where Badger's own Sync is two msyncs of memory-mapped logs,
+// several times slower and dearer in CPU.
 //
 // Badger's files are made durable only at checkpoints: when a segment of
-// the journal fills, the checkpointer syncs Badger and removes the
+// the journal fills, the checkpointer syncs Badger and retires the
 // segments it now holds on disk. At open, the records still in the
 // journal are applied to Badger again, oldest first. Writing a key again
 // with the value a later record gives it, or deleting it again, leaves
@@ -32,6 +32,18 @@ import (
 // the journal never needs to know which those are; it only needs every
 // record since the last checkpoint, in order, which the contiguous
 // sequence numbers check.
+//
+// Segments are written over rather than appended to where they can be:
+// a checkpoint keeps up to maxSpares of the segments it retires as
+// spares, and a new segment is a spare renamed. An fdatasync after
+// writing over blocks the file already has writes only those blocks;
+// after an append it must also commit the file's new size through the
+// filesystem's own journal, which doubles its time and its CPU on ext4.
+// A spare still holds its old records past the point the new ones reach,
+// so replay reads a segment only while its records carry the sequence
+// numbers that follow from its name; and sequence numbers never go back:
+// a spare's name is a bound on the ones it holds, and the journal starts
+// above every spare's.
 //
 // A record is laid out as:
 //
@@ -53,9 +65,11 @@ type journal struct {
 	// is asked for a writeback.
 	writebackSize int64
 
-	// mu keeps sync and rotate apart: rotate switches f.
+	// mu keeps sync and rotate apart (rotate switches f) and guards the
+	// lists of sealed and spare segments.
 	mu     sync.Mutex
-	sealed []string
+	sealed []spent
+	spares []string
 	// due tells the checkpointer a segment was sealed, or that Badger
 	// wrote what the journal does not hold (see store.reclaim).
 	due chan struct{}
@@ -67,17 +81,41 @@ type journal struct {
 const (
 	journalHeader = 16
 	journalExt    = ".journal"
+	spareExt      = ".spare"
+	// maxSpares is how many freed segments the journal keeps to write
+	// over; a checkpoint removes the others.
+	maxSpares = 2
 )
+
+// spent is a sealed segment and the last sequence number it holds.
+type spent struct {
+	path string
+	last uint64
+}
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// openJournal prepares the journal directory. Call replay, then start.
+// openJournal prepares the journal directory and finds its spares. Call
+// replay, then start.
 func openJournal(dir string, segSize int64) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create journal directory %s: %w", dir, err)
 	}
-	return &journal{dir: dir, segSize: segSize, writebackSize: journalWriteback,
-		due: make(chan struct{}, 1), writeback: make(chan struct{}, 1)}, nil
+	j := &journal{dir: dir, segSize: segSize, writebackSize: journalWriteback,
+		due: make(chan struct{}, 1), writeback: make(chan struct{}, 1)}
+	names, err := filesEnding(dir, spareExt)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		bound, err := strconv.ParseUint(strings.TrimSuffix(name, spareExt), 16, 64)
+		if err != nil {
+			continue
+		}
+		j.spares = append(j.spares, filepath.Join(dir, name))
+		j.seq = max(j.seq, bound)
+	}
+	return j, nil
 }
 
 // segments returns the journal's segment files, oldest first, with the
@@ -114,10 +152,11 @@ type replayed struct {
 // replay calls apply with the payload of every record since the last
 // checkpoint, oldest first. It reads each segment up to its first record
 // that is cut short or fails its checksum (the tail being written when
-// the process or the power stopped). Records before a break in the
-// sequence numbers are skipped: they come from segments already
-// checkpointed whose removal was not yet on disk, and replaying them
-// alone would set keys back to older values.
+// the process or the power stopped), or that does not carry the next
+// sequence number (a spare's old records, past the new ones). Records
+// before a break in the sequence numbers are skipped: they come from
+// segments already checkpointed whose retirement was not yet on disk,
+// and replaying them alone would set keys back to older values.
 func (j *journal) replay(apply func(payload []byte) error) (replayed, error) {
 	var out replayed
 	segs, err := j.segments()
@@ -138,9 +177,9 @@ func (j *journal) replay(apply func(payload []byte) error) (replayed, error) {
 		if err != nil {
 			return out, fmt.Errorf("read journal %s: %w", sg.path, err)
 		}
-		for len(b) > 0 {
+		for next := sg.first; len(b) > 0; next++ {
 			seq, payload, n := decodeRecord(b)
-			if n == 0 {
+			if n == 0 || seq != next {
 				out.torn = append(out.torn, sg.path)
 				break
 			}
@@ -153,6 +192,7 @@ func (j *journal) replay(apply func(payload []byte) error) (replayed, error) {
 			out.last = max(out.last, seq)
 		}
 	}
+	j.seq = max(j.seq, out.last)
 	for _, r := range run {
 		if err := apply(r.payload); err != nil {
 			return out, fmt.Errorf("replay journal record %d: %w", r.seq, err)
@@ -179,15 +219,28 @@ func decodeRecord(b []byte) (seq uint64, payload []byte, n int) {
 	return binary.LittleEndian.Uint64(b[8:]), b[journalHeader : journalHeader+size], journalHeader + size
 }
 
-// start opens a new segment after the sequence number last.
+// start opens a new segment after the sequence number last, or after
+// the newest one replay saw or a spare may hold, if that is later.
 func (j *journal) start(last uint64) error {
-	j.seq = last
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seq = max(j.seq, last)
 	return j.newSegment()
 }
 
+// newSegment opens the segment that starts after j.seq: a spare renamed
+// if there is one, else a new file. Call it with mu held.
 func (j *journal) newSegment() error {
 	path := filepath.Join(j.dir, fmt.Sprintf("%016x%s", j.seq+1, journalExt))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if n := len(j.spares); n > 0 {
+		spare := j.spares[n-1]
+		j.spares = j.spares[:n-1]
+		if err := os.Rename(spare, path); err == nil {
+			flags = os.O_WRONLY
+		}
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
 	if err != nil {
 		return fmt.Errorf("create journal segment: %w", err)
 	}
@@ -222,8 +275,9 @@ func (j *journal) delete(key []byte) {
 	j.rec = append(j.rec, key...)
 }
 
-// commit appends the record begun last, unsynced, and returns where it
-// starts so a failed Badger commit can take it back with undo.
+// commit writes the record begun last after the segment's last one,
+// unsynced, and returns where it starts so a failed Badger commit can
+// take it back with undo.
 func (j *journal) commit() (int64, error) {
 	if j.size > 0 && j.size+int64(len(j.rec)) > j.segSize {
 		if err := j.rotate(); err != nil {
@@ -235,7 +289,7 @@ func (j *journal) commit() (int64, error) {
 	binary.LittleEndian.PutUint64(j.rec[8:], seq)
 	binary.LittleEndian.PutUint32(j.rec[4:], crc32.Checksum(j.rec[8:], crcTable))
 	off := j.size
-	if _, err := j.f.Write(j.rec); err != nil {
+	if _, err := j.f.WriteAt(j.rec, off); err != nil {
 		// A partial record fails its checksum at replay, but a later one
 		// written after it would be lost with it: cut it off.
 		if terr := j.f.Truncate(off); terr != nil {
@@ -274,7 +328,7 @@ func (j *journal) rotate() error {
 	if err := j.newSegment(); err != nil {
 		return err
 	}
-	j.sealed = append(j.sealed, old.Name())
+	j.sealed = append(j.sealed, spent{old.Name(), j.seq})
 	old.Close()
 	j.checkpointSoon()
 	return nil
@@ -298,9 +352,9 @@ func (j *journal) sync() error {
 	return nil
 }
 
-// takeSealed returns the sealed segments, which a checkpoint may remove
+// takeSealed returns the sealed segments, which a checkpoint may retire
 // once Badger holds their records on disk.
-func (j *journal) takeSealed() []string {
+func (j *journal) takeSealed() []spent {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.sealed
@@ -308,29 +362,52 @@ func (j *journal) takeSealed() []string {
 	return s
 }
 
-// putBack returns segments a checkpoint could not remove.
-func (j *journal) putBack(paths []string) {
+// putBack returns segments a checkpoint could not retire.
+func (j *journal) putBack(segs []spent) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.sealed = append(paths, j.sealed...)
+	j.sealed = append(segs, j.sealed...)
 }
 
-// remove deletes segments, oldest first, each removal on disk before the
-// next: a power loss then leaves the newest of them, which replay treats
-// as what they are (records Badger has), never an older one alone.
-func (j *journal) remove(paths []string) error {
-	for i, p := range paths {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove journal segment: %w", err)
+// retire takes segments whose records Badger holds on disk out of the
+// journal, oldest first, each on disk before the next: a power loss then
+// leaves the newest of them, which replay treats as what they are
+// (records Badger has), never an older one alone. Up to maxSpares become
+// spares; the others are removed.
+func (j *journal) retire(segs []spent) error {
+	for i, sg := range segs {
+		if err := j.recycle(sg); err != nil {
+			return fmt.Errorf("retire journal segment: %w", err)
 		}
 		if err := syncDir(j.dir); err != nil {
-			return fmt.Errorf("remove journal segment %d of %d: %w", i+1, len(paths), err)
+			return fmt.Errorf("retire journal segment %d of %d: %w", i+1, len(segs), err)
 		}
 	}
 	return nil
 }
 
-// close closes the current segment and, with empty set, removes every
+// recycle renames a retired segment to a spare, named for the last
+// sequence number it holds, or removes it when there are spares enough.
+func (j *journal) recycle(sg spent) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	spare := filepath.Join(j.dir, fmt.Sprintf("%016x%s", sg.last, spareExt))
+	var err error
+	// An empty segment has the bound of the one before it.
+	if len(j.spares) < maxSpares && !slices.Contains(j.spares, spare) {
+		if err = os.Rename(sg.path, spare); err == nil {
+			j.spares = append(j.spares, spare)
+		}
+	} else {
+		err = os.Remove(sg.path)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // retired before
+	}
+	return err
+}
+
+// close closes the current segment and, with empty set, retires every
 // segment: the caller made Badger durable and closed it.
 func (j *journal) close(empty bool) error {
 	if j.f != nil {
@@ -343,11 +420,16 @@ func (j *journal) close(empty bool) error {
 	if err != nil {
 		return err
 	}
-	paths := make([]string, len(segs))
+	// A segment holds sequence numbers up to the next one's first; the
+	// newest up to j.seq, the newest the writer wrote or replay saw.
+	retired := make([]spent, len(segs))
 	for i, sg := range segs {
-		paths[i] = sg.path
+		retired[i] = spent{sg.path, j.seq}
+		if i+1 < len(segs) {
+			retired[i].last = segs[i+1].first - 1
+		}
 	}
-	return j.remove(paths)
+	return j.retire(retired)
 }
 
 // journalEntries calls fn for each entry of a record's payload.

@@ -149,34 +149,9 @@ func TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak(t *testing.T) {
 	if err := j.start(0); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 5 {
-		j.begin()
-		j.set(fmt.Appendf(nil, "k%d", i), []byte("v"), uint64(i))
-		j.delete([]byte("gone"))
-		if _, err := j.commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.sync(); err != nil {
-		t.Fatal(err)
-	}
+	writeRecords(t, j, "k", 5)
 	j.close(false)
-	replayKeys := func() ([]string, replayed) {
-		t.Helper()
-		var keys []string
-		got, err := j.replay(func(payload []byte) error {
-			return journalEntries(payload, func(del bool, k, v []byte, exp uint64) error {
-				if !del {
-					keys = append(keys, fmt.Sprintf("%s=%s@%d", k, v, exp))
-				}
-				return nil
-			})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return keys, got
-	}
+	replayKeys := func() ([]string, replayed) { return replayedKeys(t, j) }
 	if keys, _ := replayKeys(); !slices.Equal(keys, []string{"k0=v@0", "k1=v@1", "k2=v@2", "k3=v@3", "k4=v@4"}) {
 		t.Errorf("replayed %q, want the five records in order", keys)
 	}
@@ -202,6 +177,151 @@ func TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak(t *testing.T) {
 	if !slices.Equal(keys, []string{"k3=v@3", "k4=v@4"}) || got.skipped != 2 || got.last != 5 {
 		t.Errorf("after a break: replayed %q, skipped %d, last %d; want k3 and k4, 2 skipped, last 5", keys, got.skipped, got.last)
 	}
+}
+
+// TestJournal_ReplayIgnoresAReusedSegmentsOldRecords checks the case a
+// reused segment makes hard: a crash after fewer new records than the
+// spare held, all of one size, so that the old records that follow the
+// new ones start right where a next record would. Replay must take the
+// new records only.
+func TestJournal_ReplayIgnoresAReusedSegmentsOldRecords(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "journal")
+	j, err := openJournal(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.start(0); err != nil {
+		t.Fatal(err)
+	}
+	writeRecords(t, j, "o", 5)
+	oldSize := j.size
+	if err := j.close(true); err != nil { // a clean stop: the segment becomes a spare
+		t.Fatal(err)
+	}
+	if segs := journalSegments(t, root); len(segs) != 0 {
+		t.Fatalf("segments after a clean stop: %q, want none", segs)
+	}
+
+	j, err = openJournal(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := replayedKeys(t, j); len(keys) != 0 {
+		t.Fatalf("replayed %q after a clean stop, want nothing", keys)
+	}
+	if err := j.start(0); err != nil {
+		t.Fatal(err)
+	}
+	writeRecords(t, j, "n", 2)
+	j.close(false) // a crash
+	fi, err := os.Stat(j.f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != oldSize {
+		t.Fatalf("new segment of %d bytes, want the spare of %d written over", fi.Size(), oldSize)
+	}
+
+	j, err = openJournal(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, got := replayedKeys(t, j); !slices.Equal(keys, []string{"n0=v@0", "n1=v@1"}) || got.skipped != 0 {
+		t.Errorf("replayed %q, skipped %d; want the two new records and nothing skipped", keys, got.skipped)
+	}
+}
+
+// TestJournal_CheckpointsReuseSegments checks that the journal keeps no
+// more than maxSpares of the segments checkpoints free, that a start
+// writes over one, and that what was acknowledged since is all there
+// after a crash.
+func TestJournal_CheckpointsReuseSegments(t *testing.T) {
+	t.Parallel()
+	cfg, _ := laterConfig(t)
+	dir := t.TempDir()
+	small := func(j *journal) { j.segSize = 32 << 10 }
+	spares := func() []string {
+		t.Helper()
+		names, err := filepath.Glob(filepath.Join(dir, "journal", "*"+spareExt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	data := fmt.Sprintf(`{"pad":%q}`, make([]byte, 1000))
+	e := startTuned(t, cfg, dir, small)
+	for range 300 { // about ten segments of 32 KiB
+		ingest(t, e, "Lead Creation", "", data)
+		if n := len(spares()); n > maxSpares {
+			t.Fatalf("journal keeps %d spares, want at most %d", n, maxSpares)
+		}
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(spares()); n != maxSpares {
+		t.Errorf("spares after a clean stop: %d, want %d", n, maxSpares)
+	}
+
+	e = startTuned(t, cfg, dir, small)
+	for range 20 {
+		ingest(t, e, "Lead Creation", "", data)
+	}
+	j := e.store.journal
+	j.mu.Lock()
+	cur := j.f.Name()
+	j.mu.Unlock()
+	fi, err := os.Stat(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() <= j.size {
+		t.Errorf("segment being written is %d bytes, as many as were written; want a spare written over, larger", fi.Size())
+	}
+	crash := filepath.Join(t.TempDir(), "store")
+	if err := os.CopyFS(crash, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	e.Close(context.Background())
+	if c := openEngine(t, crash, cfg).Counts("later"); c != (Counts{InQueue: 320}) {
+		t.Errorf("after a crash: counts %+v, want 320 queued", c)
+	}
+}
+
+// writeRecords commits and syncs n records to j, each setting the key
+// prefix<i> to "v" with expiry i and deleting "gone".
+func writeRecords(t *testing.T, j *journal, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		j.begin()
+		j.set(fmt.Appendf(nil, "%s%d", prefix, i), []byte("v"), uint64(i))
+		j.delete([]byte("gone"))
+		if _, err := j.commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replayedKeys replays j and returns the keys it sets, as key=value@expiry.
+func replayedKeys(t *testing.T, j *journal) ([]string, replayed) {
+	t.Helper()
+	var keys []string
+	got, err := j.replay(func(payload []byte) error {
+		return journalEntries(payload, func(del bool, k, v []byte, exp uint64) error {
+			if !del {
+				keys = append(keys, fmt.Sprintf("%s=%s@%d", k, v, exp))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, got
 }
 
 // laterConfig is one webhook, "later", whose deliveries wait an hour, so

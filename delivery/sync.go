@@ -43,7 +43,7 @@ func (s *store) syncer(done chan<- struct{}) {
 	}
 }
 
-// checkpointer removes the journal segments the writer sealed once
+// checkpointer retires the journal segments the writer sealed once
 // Badger holds their records on disk. A checkpoint that fails keeps its
 // segments for the next one: nothing is lost, the journal only grows.
 //
@@ -74,7 +74,7 @@ func (s *store) checkpointer(done chan<- struct{}) {
 		sealed := s.journal.takeSealed()
 		err := s.syncLogs()
 		if err == nil {
-			err = s.journal.remove(sealed)
+			err = s.journal.retire(sealed)
 		}
 		if err != nil {
 			s.journal.putBack(sealed)
@@ -147,7 +147,7 @@ func (s *store) recover() error {
 		return fmt.Errorf("replay journal: %w", err)
 	}
 	for _, path := range got.torn {
-		s.log.Info("journal segment ends in a partial record, the write a stop cut short; it was never acknowledged", "file", path)
+		s.log.Info("journal segment read up to its last whole record; what follows (a write a stop cut short, or a reused segment's old records) was never acknowledged", "file", path)
 	}
 	if got.skipped > 0 {
 		s.log.Warn("journal records before a gap skipped: their segments were checkpointed already", "records", got.skipped)
