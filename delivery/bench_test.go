@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sidehook/sidehook/config"
 )
 
@@ -221,4 +223,73 @@ func BenchmarkReadDue(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkJournalSync measures committing one 2.5 KiB journal record and
+// syncing it, as a lone 202 waits for: in a new segment, where each
+// fdatasync also commits the file's growth, and in a spare written over.
+// cpu-µs/op is the process's CPU (user and system) per record.
+func BenchmarkJournalSync(b *testing.B) {
+	val := make([]byte, 2500)
+	for _, spare := range []bool{false, true} {
+		name := map[bool]string{false: "append", true: "overwrite"}[spare]
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			j, err := openJournal(dir, 1<<30)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if spare {
+				// Fill a segment well past what the run writes and
+				// retire it, as a clean stop does.
+				if err := j.start(0); err != nil {
+					b.Fatal(err)
+				}
+				for j.size < 128<<20 {
+					j.begin()
+					j.set([]byte("k"), val, 0)
+					if _, err := j.commit(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := j.sync(); err != nil {
+					b.Fatal(err)
+				}
+				if err := j.close(true); err != nil {
+					b.Fatal(err)
+				}
+				if j, err = openJournal(dir, 1<<30); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := j.start(0); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { j.close(false) })
+			cpu0 := processCPU(b)
+			for b.Loop() {
+				j.begin()
+				j.set([]byte("k"), val, 0)
+				if _, err := j.commit(); err != nil {
+					b.Fatal(err)
+				}
+				if err := j.sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if spare && j.size > 128<<20 {
+				b.Fatalf("the run outgrew the spare (%d bytes)", j.size)
+			}
+			b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// processCPU returns the CPU time the process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
