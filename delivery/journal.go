@@ -145,7 +145,7 @@ type segment struct {
 // replayed is what a replay found.
 type replayed struct {
 	segments, records, skipped int
-	torn                       []string // segments that ended in a partial record
+	torn                       []string // segments read only up to a record cut short, damaged or out of sequence
 	last                       uint64   // the newest sequence number seen, replayed or not
 }
 
