@@ -70,9 +70,10 @@
 // file system of the data directory and what a 1 KiB append plus fsync
 // costs there, the floor under every 202) heads the output; --json FILE
 // writes everything as JSON. With --keep, CPU profiles of the daemon over
-// the ingest load and the first 2 s of the delivery drain stay in those
-// runs' directories (ingest-cpu.pprof, delivery-cpu.pprof). The figures are only as quiet as the machine:
-// run it with nothing else busy.
+// the ingest load and the first seconds of the delivery drain
+// (--profile-drain, 2 s) stay in those runs' directories
+// (ingest-cpu.pprof, delivery-cpu.pprof). The figures are only as quiet
+// as the machine: run it with nothing else busy.
 package main
 
 import (
@@ -102,6 +103,9 @@ type options struct {
 	jsonPath    string
 	dir         string
 	keep        bool
+	// drainProfile is how much of the delivery drain, from its start,
+	// the --keep profile covers.
+	drainProfile time.Duration
 
 	depth           int           // depth, precision: deliveries queued
 	precisionEvents int           // precision: measured deliveries
@@ -167,6 +171,7 @@ flags:
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
 	fs.StringVar(&o.dir, "dir", os.TempDir(), "where the temporary data directories go (its file system matters)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (configs, logs, stores)")
+	fs.DurationVar(&o.drainProfile, "profile-drain", 2*time.Second, "with --keep: how much of the delivery drain, from its start, the CPU profile covers (the first seconds hold the compactions the fill left)")
 	fs.IntVar(&o.depth, "depth", 1_000_000, "deliveries queued in the depth and precision runs")
 	fs.IntVar(&o.precisionEvents, "precision-events", 100_000, "precision: deliveries measured, part of --depth")
 	fs.DurationVar(&o.precisionWindow, "precision-window", time.Minute, "precision: the window their due times spread over")

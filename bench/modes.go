@@ -178,8 +178,7 @@ func (b *bench) delivery(ctx context.Context) ([]row, error) {
 	drainCtx, stopProgress := context.WithCancel(ctx)
 	go b.progress(drainCtx, "delivered", func() int64 { return int64(rcv.distinct()) })
 	drainAnon := b.watchAnon(d.pid())
-	// The drain takes seconds: profile its first two.
-	profiled := b.profile(ctx, d, 2*time.Second, filepath.Join(dir, "delivery-cpu.pprof"))
+	profiled := b.profile(ctx, d, b.opts.drainProfile, filepath.Join(dir, "delivery-cpu.pprof"))
 	countersBefore := b.storeCounters(ctx, d)
 	start := time.Now()
 	rcv.openGate()
