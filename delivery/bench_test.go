@@ -248,7 +248,7 @@ func BenchmarkJournalSync(b *testing.B) {
 			if name == "overwrite" {
 				// Fill a segment well past what the run writes and
 				// retire it, as a clean stop does.
-				if err := j.start(0); err != nil {
+				if err := j.start(); err != nil {
 					b.Fatal(err)
 				}
 				for j.size < 128<<20 {
@@ -264,7 +264,7 @@ func BenchmarkJournalSync(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if err := j.start(0); err != nil {
+			if err := j.start(); err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { j.close(false) })

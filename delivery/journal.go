@@ -219,12 +219,11 @@ func decodeRecord(b []byte) (seq uint64, payload []byte, n int) {
 	return binary.LittleEndian.Uint64(b[8:]), b[journalHeader : journalHeader+size], journalHeader + size
 }
 
-// start opens a new segment after the sequence number last, or after
-// the newest one replay saw or a spare may hold, if that is later.
-func (j *journal) start(last uint64) error {
+// start opens a new segment after the newest sequence number replay saw
+// or a spare may hold.
+func (j *journal) start() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.seq = max(j.seq, last)
 	return j.newSegment()
 }
 

@@ -146,7 +146,7 @@ func TestJournal_ReplayReadsWholeRecordsSinceTheLastBreak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.start(0); err != nil {
+	if err := j.start(); err != nil {
 		t.Fatal(err)
 	}
 	writeRecords(t, j, "k", 5)
@@ -191,7 +191,7 @@ func TestJournal_ReplayIgnoresAReusedSegmentsOldRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.start(0); err != nil {
+	if err := j.start(); err != nil {
 		t.Fatal(err)
 	}
 	writeRecords(t, j, "o", 5)
@@ -210,7 +210,7 @@ func TestJournal_ReplayIgnoresAReusedSegmentsOldRecords(t *testing.T) {
 	if keys, _ := replayedKeys(t, j); len(keys) != 0 {
 		t.Fatalf("replayed %q after a clean stop, want nothing", keys)
 	}
-	if err := j.start(0); err != nil {
+	if err := j.start(); err != nil {
 		t.Fatal(err)
 	}
 	writeRecords(t, j, "n", 2)
@@ -355,7 +355,7 @@ func FuzzJournalDamage(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := j.start(0); err != nil {
+		if err := j.start(); err != nil {
 			t.Fatal(err)
 		}
 		var ends []int

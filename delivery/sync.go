@@ -163,7 +163,7 @@ func (s *store) recover() error {
 			s.log.Info("journal replayed after an unclean stop", "records", got.records, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	if err := s.journal.start(got.last); err != nil {
+	if err := s.journal.start(); err != nil {
 		return err
 	}
 	_, err = s.logs.syncRotated() // the listing later checkpoints compare with
