@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,33 @@ func TestGOGC_HalfUnlessSet(t *testing.T) {
 		d.start()
 		if got := d.metric("go_gc_gogc_percent"); got != tc.want {
 			t.Errorf("with %q: go_gc_gogc_percent = %q, want %s", tc.env, got, tc.want)
+		}
+		d.stop(10 * time.Second)
+	}
+}
+
+// TestGOMAXPROCS_TwiceTheCoresUnlessSet checks the processor count the
+// daemon runs with, as /metrics shows it: twice Go's default (the cores,
+// or the cgroup's CPU limit) unless GOMAXPROCS is set, which then wins.
+func TestGOMAXPROCS_TwiceTheCoresUnlessSet(t *testing.T) {
+	requireBinary(t)
+	// Go's default in this process, whatever GOMAXPROCS or -cpu set here:
+	// the daemon below runs with GOMAXPROCS cleared.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.SetDefaultGOMAXPROCS()
+	cores := runtime.GOMAXPROCS(0)
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{env: []string{"GOMAXPROCS="}, want: strconv.Itoa(2 * cores)},
+		{env: []string{"GOMAXPROCS=3"}, want: "3"},
+	} {
+		d := newDaemon(t, hookConfig{url: "http://127.0.0.1:1", concurrency: 1, attempts: 1})
+		d.env = tc.env
+		d.start()
+		if got := d.metric("go_sched_gomaxprocs_threads"); got != tc.want {
+			t.Errorf("with %q: go_sched_gomaxprocs_threads = %q, want %s", tc.env, got, tc.want)
 		}
 		d.stop(10 * time.Second)
 	}
