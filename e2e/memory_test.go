@@ -24,13 +24,9 @@ func TestGOGC_HalfUnlessSet(t *testing.T) {
 		{env: []string{"GOGC="}, want: "50"}, // set but empty counts as unset
 		{env: []string{"GOGC=200"}, want: "200"},
 	} {
-		d := newDaemon(t, hookConfig{url: "http://127.0.0.1:1", concurrency: 1, attempts: 1})
-		d.env = tc.env
-		d.start()
-		if got := d.metric("go_gc_gogc_percent"); got != tc.want {
+		if got := metricWith(t, tc.env, "go_gc_gogc_percent"); got != tc.want {
 			t.Errorf("with %q: go_gc_gogc_percent = %q, want %s", tc.env, got, tc.want)
 		}
-		d.stop(10 * time.Second)
 	}
 }
 
@@ -51,14 +47,21 @@ func TestGOMAXPROCS_TwiceTheCoresUnlessSet(t *testing.T) {
 		{env: []string{"GOMAXPROCS="}, want: strconv.Itoa(2 * cores)},
 		{env: []string{"GOMAXPROCS=3"}, want: "3"},
 	} {
-		d := newDaemon(t, hookConfig{url: "http://127.0.0.1:1", concurrency: 1, attempts: 1})
-		d.env = tc.env
-		d.start()
-		if got := d.metric("go_sched_gomaxprocs_threads"); got != tc.want {
+		if got := metricWith(t, tc.env, "go_sched_gomaxprocs_threads"); got != tc.want {
 			t.Errorf("with %q: go_sched_gomaxprocs_threads = %q, want %s", tc.env, got, tc.want)
 		}
-		d.stop(10 * time.Second)
 	}
+}
+
+// metricWith starts a daemon with env added to its environment and
+// returns an unlabelled metric from its /metrics, then stops it.
+func metricWith(t *testing.T, env []string, name string) string {
+	t.Helper()
+	d := newDaemon(t, hookConfig{url: "http://127.0.0.1:1", concurrency: 1, attempts: 1})
+	d.env = env
+	d.start()
+	defer d.stop(10 * time.Second)
+	return d.metric(name)
 }
 
 // metric returns the value of an unlabelled metric from GET /metrics, or
