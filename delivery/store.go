@@ -80,8 +80,11 @@ type store struct {
 	maxBytes int64
 	maxCount int64
 
-	// dir and minFree guard the disk: see spaceLeft.
+	// dir and minFree guard the disk: see checkSpace. dirFile is dir,
+	// held open so that each commit asks fstatfs of it, which skips the
+	// path lookup statfs does.
 	dir     string
+	dirFile *os.File
 	minFree int64
 }
 
@@ -136,6 +139,12 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	dirFile, err := os.Open(dir)
+	if err != nil {
+		j.close(false)
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	s := &store{
 		db:       db,
 		journal:  j,
@@ -152,13 +161,16 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		maxBytes: db.MaxBatchSize() / 2,
 		maxCount: db.MaxBatchCount() / 2,
 		dir:      dir,
+		dirFile:  dirFile,
 		minFree:  minFree,
 	}
 	if err := s.recover(); err != nil {
+		dirFile.Close()
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if err := s.load(); err != nil {
+		dirFile.Close()
 		db.Close()
 		return nil, err
 	}
@@ -255,6 +267,7 @@ func (s *store) close() error {
 	close(s.ops)
 	s.sendMu.Unlock()
 	<-s.stopped
+	s.dirFile.Close()
 	if err := s.syncLogs(); err != nil {
 		s.db.Close()
 		s.journal.close(false)
@@ -493,7 +506,7 @@ func (s *store) freeSpace() int64 {
 		return -1
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(s.dir, &st); err != nil {
+	if err := unix.Fstatfs(int(s.dirFile.Fd()), &st); err != nil {
 		return -1
 	}
 	return int64(st.Bavail) * int64(st.Bsize)
