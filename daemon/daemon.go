@@ -147,28 +147,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 // Run starts the daemon and serves until SIGTERM or SIGINT, reloading on
 // SIGHUP. A second stop signal cuts the shutdown's grace period short.
 func Run(ctx context.Context, opts Options) error {
-	// Under load the live heap is about 50 MiB, most of it Badger's
-	// memtables and the buffers it builds tables in; at Go's default
-	// GOGC=100 the heap grows to twice that before each collection.
-	// Collecting at half that growth holds the daemon near 80 MiB at
-	// 5,000 events/s, for a few percent more CPU on a deep drain. GOGC
-	// in the environment still wins (README: "Memory"); it is read from
-	// the process's own environment, not opts.Getenv, because that is
-	// the one the runtime read it from.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
-	// Twice as many processors as cores: when Badger's compactions fill
-	// every core, the kernel, which preempts sooner than Go's 10 ms, then
-	// shares the cores between them and the deliveries falling due
-	// (README: "Punctuality behind compactions"). GOMAXPROCS in the
-	// environment still wins. The count starts from Go's default, which
-	// follows the cgroup's CPU limit; setting it stops Go's own updates
-	// when that limit changes, so a restart picks a new one up.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.SetDefaultGOMAXPROCS()
-		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
-	}
+	tuneRuntime()
 	// Signals are caught from before READY=1: a stop or reload sent right
 	// after it waits in the channel instead of killing the process.
 	sigs := make(chan os.Signal, 2)
@@ -203,6 +182,33 @@ func Run(ctx context.Context, opts Options) error {
 			cancel()
 			return err
 		}
+	}
+}
+
+// tuneRuntime sets the Go runtime's collector and processor count for the
+// daemon, each only where the environment leaves it unset. Both are read
+// from the process's own environment, not opts.Getenv, because that is
+// the one the runtime read them from.
+func tuneRuntime() {
+	// Under load the live heap is about 50 MiB, most of it Badger's
+	// memtables and the buffers it builds tables in; at Go's default
+	// GOGC=100 the heap grows to twice that before each collection.
+	// Collecting at half that growth holds the daemon near 80 MiB at
+	// 5,000 events/s, for a few percent more CPU on a deep drain. GOGC
+	// in the environment still wins (README: "Memory").
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	// Twice as many processors as cores: when Badger's compactions fill
+	// every core, the kernel, which preempts sooner than Go's 10 ms, then
+	// shares the cores between them and the deliveries falling due
+	// (README: "Punctuality behind compactions"). GOMAXPROCS in the
+	// environment still wins. The count starts from Go's default, which
+	// follows the cgroup's CPU limit; setting it stops Go's own updates
+	// when that limit changes, so a restart picks a new one up.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.SetDefaultGOMAXPROCS()
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
 	}
 }
 
