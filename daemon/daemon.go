@@ -193,9 +193,9 @@ func tuneRuntime() {
 	// Under load the live heap is about 50 MiB, most of it Badger's
 	// memtables and the buffers it builds tables in; at Go's default
 	// GOGC=100 the heap grows to twice that before each collection.
-	// Collecting at half that growth holds the daemon near 80 MiB at
-	// 5,000 events/s, for a few percent more CPU on a deep drain. GOGC
-	// in the environment still wins (README: "Memory").
+	// Collecting at half that growth takes tens of MiB off the daemon's
+	// peaks at 5,000 events/s, for a few percent more CPU on a deep
+	// drain. GOGC in the environment still wins (README: "Memory").
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}

@@ -164,14 +164,17 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		dirFile:  dirFile,
 		minFree:  minFree,
 	}
-	if err := s.recover(); err != nil {
+	closeAll := func() {
 		dirFile.Close()
+		j.close(false)
 		db.Close()
+	}
+	if err := s.recover(); err != nil {
+		closeAll()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if err := s.load(); err != nil {
-		dirFile.Close()
-		db.Close()
+		closeAll()
 		return nil, err
 	}
 	synced := make(chan struct{})
