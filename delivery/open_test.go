@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func TestOpen_EmptyLogFileLeftByACrash(t *testing.T) {
@@ -84,4 +86,34 @@ func normal(r record) record {
 		r.LastAt = &t
 	}
 	return r
+}
+
+func TestOpen_DamagedCountNamesTheStoreAndTheKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(hook("sink", "http://127.0.0.1:1/", "Lead_Post_Create"))
+	e, err := Open(cfg, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, e, "Lead Creation", "k", `{}`)
+	e.Close(context.Background())
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error {
+		return txn.Set(kCount("sink", StatusInQueue), []byte{1, 2, 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(cfg, Options{Dir: dir})
+	if err == nil {
+		t.Fatal("open with a 3-byte count: no error")
+	}
+	for _, want := range []string{"open store " + dir, "read counts", "sink", "3 bytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
 }

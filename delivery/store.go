@@ -175,7 +175,7 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 	}
 	if err := s.load(); err != nil {
 		closeAll()
-		return nil, err
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	synced := make(chan struct{})
 	checkpointed := make(chan struct{})
@@ -224,8 +224,11 @@ func (s *store) load() error {
 			k := it.Item().Key()
 			webhook, st := string(k[1:len(k)-2]), k[len(k)-1]
 			v, err := it.Item().ValueCopy(nil)
-			if err != nil || len(v) != 8 {
-				return fmt.Errorf("read counts: %v", err)
+			if err != nil {
+				return fmt.Errorf("read counts: %w", err)
+			}
+			if len(v) != 8 {
+				return fmt.Errorf("read counts: the count of %q is %d bytes, not 8", k, len(v))
 			}
 			c := s.countsOf(webhook)
 			n := int64(binary.BigEndian.Uint64(v))
