@@ -195,14 +195,14 @@ func tuneRuntime() {
 	// GOGC=100 the heap grows to twice that before each collection.
 	// Collecting at half that growth takes tens of MiB off the daemon's
 	// peaks at 5,000 events/s, for a few percent more CPU on a deep
-	// drain. GOGC in the environment still wins (README: "Memory").
+	// drain. GOGC in the environment still wins (bench/README.md: "Memory").
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
 	// Twice as many processors as cores: when Badger's compactions fill
 	// every core, the kernel, which preempts sooner than Go's 10 ms, then
 	// shares the cores between them and the deliveries falling due
-	// (README: "Punctuality behind compactions"). GOMAXPROCS in the
+	// (bench/README.md: "Punctuality behind compactions"). GOMAXPROCS in the
 	// environment still wins. The count starts from Go's default, which
 	// follows the cgroup's CPU limit; setting it stops Go's own updates
 	// when that limit changes, so a restart picks a new one up.
