@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sidehook/sidehook/config"
 )
 
-func TestOpen_EmptyLogFileLeftByACrash(t *testing.T) {
+// storeWithOneDelivery leaves a closed store in a temp dir, holding one
+// queued delivery to the webhook "sink" of the config it returns.
+func storeWithOneDelivery(t *testing.T) (string, *config.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := testConfig(hook("sink", "http://127.0.0.1:1/", "Lead_Post_Create"))
 	e, err := Open(cfg, Options{Dir: dir})
@@ -21,13 +25,18 @@ func TestOpen_EmptyLogFileLeftByACrash(t *testing.T) {
 	}
 	ingest(t, e, "Lead Creation", "k", `{}`)
 	e.Close(context.Background())
+	return dir, cfg
+}
+
+func TestOpen_EmptyLogFileLeftByACrash(t *testing.T) {
+	dir, cfg := storeWithOneDelivery(t)
 	// A kill between creating and sizing a log file leaves it empty.
 	for _, name := range []string{"00099.mem", "00042.vlog"} {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e, err = Open(cfg, Options{Dir: dir})
+	e, err := Open(cfg, Options{Dir: dir})
 	if err != nil {
 		t.Fatalf("open after a crash left empty log files: %v", err)
 	}
@@ -89,14 +98,7 @@ func normal(r record) record {
 }
 
 func TestOpen_DamagedCountNamesTheStoreAndTheKey(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(hook("sink", "http://127.0.0.1:1/", "Lead_Post_Create"))
-	e, err := Open(cfg, Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ingest(t, e, "Lead Creation", "k", `{}`)
-	e.Close(context.Background())
+	dir, cfg := storeWithOneDelivery(t)
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
