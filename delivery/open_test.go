@@ -113,7 +113,7 @@ func TestOpen_DamagedCountNamesTheStoreAndTheKey(t *testing.T) {
 	if err == nil {
 		t.Fatal("open with a 3-byte count: no error")
 	}
-	for _, want := range []string{"open store " + dir, "read counts", "sink", "3 bytes"} {
+	for _, want := range []string{"open store " + dir, "read counts", "sink", "3 bytes", "damaged"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

@@ -228,7 +228,7 @@ func (s *store) load() error {
 				return fmt.Errorf("read counts: %w", err)
 			}
 			if len(v) != 8 {
-				return fmt.Errorf("read counts: the count of %q is %d bytes, not 8", k, len(v))
+				return fmt.Errorf("read counts: the count of %q is %d bytes, not 8: the data directory is damaged", k, len(v))
 			}
 			c := s.countsOf(webhook)
 			n := int64(binary.BigEndian.Uint64(v))
