@@ -134,16 +134,27 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w (%s)", dir, err, hint)
 	}
-	j, err := openJournal(filepath.Join(dir, "journal"), journalSegmentSize)
-	if err != nil {
+	// fail closes what is open so far, in the reverse order of opening,
+	// and says which store failed.
+	var (
+		j       *journal
+		dirFile *os.File
+	)
+	fail := func(err error) (*store, error) {
+		if dirFile != nil {
+			dirFile.Close()
+		}
+		if j != nil {
+			j.close(false)
+		}
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	dirFile, err := os.Open(dir)
-	if err != nil {
-		j.close(false)
-		db.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	if j, err = openJournal(filepath.Join(dir, "journal"), journalSegmentSize); err != nil {
+		return fail(err)
+	}
+	if dirFile, err = os.Open(dir); err != nil {
+		return fail(err)
 	}
 	s := &store{
 		db:       db,
@@ -164,18 +175,11 @@ func openStore(dir string, minFree int64, log *slog.Logger) (*store, error) {
 		dirFile:  dirFile,
 		minFree:  minFree,
 	}
-	closeAll := func() {
-		dirFile.Close()
-		j.close(false)
-		db.Close()
-	}
 	if err := s.recover(); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return fail(err)
 	}
 	if err := s.load(); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return fail(err)
 	}
 	synced := make(chan struct{})
 	checkpointed := make(chan struct{})
